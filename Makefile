@@ -1,0 +1,43 @@
+# The two commands of the README quick start, and what they stand on.
+# `make reproduce` and `make test` each set up .venv first, so both work on a fresh machine.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup reproduce test check export notebooks pytest clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null
+	touch $(STAMP)
+
+## README command 1: the quick reproduction on the embedded data
+reproduce: setup
+	$(BIN)/tilegan-reproduce --profile quick
+
+## README command 2: every test (what CI runs)
+test: setup check notebooks pytest
+
+check: setup
+	VENV=$(VENV) scripts/check_sync.sh
+
+notebooks: setup
+	$(BIN)/nbdev-test --n-workers 2
+
+# pytest exits 5 when it collects no test: that is not a failure of the suite
+pytest: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+
+export: setup
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	$(BIN)/python scripts/readme.py
+
+clean:
+	rm -rf $(VENV) work .pytest_cache
