@@ -29,17 +29,17 @@ QUICK = dict(
         test_fraction=0.2,            # share of spatial blocks held out for testing
     ),
     wae=dict(
-        latent_dim=64,                # latent size per tile (paper: 2048)
-        filters=32,                   # channels of the first encoder conv
+        latent_dim=32,                # latent size per tile (paper: 2048)
+        filters=8,                    # channels of the first encoder conv
         mmd_weight=1.0,               # weight of the MMD term against reconstruction MSE
         lr=1e-3,                      # Adam learning rate
         batch_size=32,                # per-replica batch
-        kimg=20,                      # thousands of tiles shown per resolution
+        kimg=4.0,                     # thousands of tiles shown per resolution
     ),
     cprogan=dict(
-        noise_dim=64,                 # noise latent size (paper: 2048)
-        fmap_max=64,                  # most feature maps in any block (paper: 512)
-        fmap_base=512,                # feature maps halve from this as resolution doubles
+        noise_dim=32,                 # noise latent size (paper: 2048)
+        fmap_max=32,                  # most feature maps in any block (paper: 512)
+        fmap_base=256,                # feature maps halve from this as resolution doubles
         batch_size=16,                # per-replica batch
         lr=2e-3,                      # Adam learning rate (paper: 1e-3..2e-3)
         beta1=0.0,                    # Adam beta1
@@ -47,24 +47,26 @@ QUICK = dict(
         eps=1e-8,                     # Adam epsilon
         gp_lambda=10.0,               # WGAN-GP gradient-penalty weight
         drift=1e-3,                   # drift penalty on critic outputs
-        kimg_stable=4,                # thousands of images shown per stable stage (paper: 300)
-        kimg_fade=4,                  # thousands of images shown per fade-in (paper: 1500)
+        kimg_stable=2.0,              # thousands of images shown per stable stage (paper: 300)
+        kimg_fade=2.0,                # thousands of images shown per fade-in (paper: 1500)
         start_res=4,                  # first resolution of the progressive schedule
     ),
     mosaic=dict(
-        rows=8,                       # tiles down
-        cols=8,                       # tiles across
+        rows=64,                      # tiles down
+        cols=64,                      # tiles across
+        small=8,                      # tiles per side of the small mosaic whose peak memory the large one is compared with
+        band=8,                       # tile rows grown together, batched along anti-diagonals (memory grows with it)
         method='blend',               # 'paste' (the paper's) or 'blend' (overlapping completions)
         overlap=0.25,                 # fraction of a tile blended across each seam
     ),
     flood=dict(
-        filters=16,                   # channels of the first U-Net block (Nemni et al.: 64)
+        filters=8,                    # channels of the first U-Net block (Nemni et al.: 64)
         depth=3,                      # U-Net down-sampling steps
-        epochs=4,                     # training epochs per run
+        epochs=2,                     # passes over the full real training set: the step budget of every run
         batch_size=16,                # per-replica batch
         lr=1e-3,                      # Adam learning rate
         seeds=[0, 1, 2],              # repeated runs for mean and spread
-        real_fractions=[0.1, 0.3, 1.0], # share of real training tiles used
+        real_fractions=[0.05, 0.2, 1.0], # share of real training tiles used
         loss='dice_bce',              # 'bce', 'weighted_bce' or 'dice_bce'
     ),
     calo=dict(
@@ -78,11 +80,12 @@ QUICK = dict(
     gan3d=dict(
         latent_dim=256,               # latent = Ep/100, angle and latent_dim-2 Gaussian values
         width=0.5,                    # multiplier of the published channel counts
-        batch_size=16,                # per-replica batch (paper: 64; 96 on V100, 128 per TPU core)
+        batch_size=4,                 # per-replica batch (paper: 64; 96 on V100, 128 per TPU core)
         lr=1e-3,                      # RMSprop learning rate
         loss_weights=[3.0, 0.1, 25.0, 0.1], # real/fake BCE, energy MAPE, angle MAE, ECAL-sum MAPE
         label_flip=0.05,              # probability of flipping a real/fake label
-        epochs=2,                     # training epochs (paper: 60-120)
+        epochs=0.016,                 # training epochs, fractions allowed (paper: 60-120); quick: 8 steps, about 4 min on 2 CPU cores
+        eval_events=200,              # test showers generated and compared with the MC in validation
     ),
     train=dict(
         loop='custom',                # 'builtin' (Keras fit) or 'custom' (strategy.run loop)
@@ -107,14 +110,14 @@ QUICK = dict(
 def _paper():
     p = copy.deepcopy(QUICK)
     p['sat'].update(tile_size=128, stride=128, scene_size=4096, n_scenes=16)
-    p['wae'].update(latent_dim=2048, filters=64, lr=5e-5, batch_size=8, kimg=300)
+    p['wae'].update(latent_dim=2048, filters=64, lr=5e-5, batch_size=8, kimg=300.0)
     p['cprogan'].update(noise_dim=2048, fmap_max=512, fmap_base=8192, batch_size=8, lr=1e-3,
-                        kimg_stable=300, kimg_fade=1500)
+                        kimg_stable=300.0, kimg_fade=1500.0)
     p['mosaic'].update(rows=64, cols=64)
     p['flood'].update(filters=64, depth=4, epochs=50, batch_size=16, seeds=[0, 1, 2, 3, 4],
                       real_fractions=[0.05, 0.1, 0.25, 0.5, 1.0])
     p['calo'].update(events=124987, test_events=12340)
-    p['gan3d'].update(width=1.0, batch_size=64, epochs=60)
+    p['gan3d'].update(width=1.0, batch_size=64, epochs=60.0, eval_events=12340)
     p['train'].update(checkpoint_every=1000)
     p['bench'].update(steps=50, warmup=10, replicas=[1, 2, 4, 8], matmul_size=4096)
     return p
