@@ -1,0 +1,85 @@
+"""tilegan-mosaic and tilegan-validate end to end: real GeoTIFFs in and out, as a user runs them."""
+import json
+import numpy as np
+import pytest
+import rasterio
+from conftest import run, last_json, one_line_error
+from tilegan_core.sat.mosaic import toy_seed, mask_path
+
+
+@pytest.fixture(scope='module')
+def seed(tmp_path_factory):
+    return toy_seed(tmp_path_factory.mktemp('seed')/'seed.tif', 256)
+
+
+def _mosaic(seed, out, rows, cols, *extra):
+    img, msk = seed
+    return last_json(run('tilegan-mosaic', '--run', 'copy', '--seed-image', img, '--seed-mask', msk, '--rows', rows,
+                         '--cols', cols, '--out', out, '--json', *extra))
+
+
+def test_mosaic_geotiff_continues_the_seed(seed, tmp_path):
+    out = tmp_path/'m.tif'
+    res = _mosaic(seed, out, 6, 10, '--method', 'paste', '--seed-row', 64, '--seed-col', 32)
+    assert res['shape'] == [6 * 32, 10 * 32, 1] and res['tiles'] == [6, 10] and res['peak_rss_mb'] > 0
+    assert {'seconds', 'seam_score', 'seam_score_by_distance'} <= set(res)
+    with rasterio.open(out) as ds, rasterio.open(seed[0]) as sd, rasterio.open(mask_path(out)) as mk:
+        assert (ds.width, ds.height, ds.count, ds.dtypes[0]) == (320, 192, 1, 'uint8')
+        assert ds.crs == sd.crs and ds.profile['tiled'] and ds.compression.name.lower() == 'deflate'
+        assert ds.transform == sd.transform @ rasterio.Affine.translation(32, 64)   # the seed's grid, offset to the window
+        a, s = ds.read(1), sd.read(1)
+        np.testing.assert_array_equal(a[:32, :224], s[64:96, 32:256])               # real first row, as far as the image reaches
+        np.testing.assert_array_equal(a[:, :32], s[64:256, 32:64])                  # real first column
+        assert (mk.width, mk.height, mk.crs) == (320, 192, sd.crs) and set(np.unique(mk.read(1))) <= {0, 1}
+
+
+def test_blend_lowers_seams_and_memory_does_not_grow(seed, tmp_path):
+    paste = _mosaic(seed, tmp_path/'p.tif', 8, 8, '--method', 'paste', '--seed-mode', 'tile')
+    small = _mosaic(seed, tmp_path/'s.tif', 8, 8, '--method', 'blend', '--seed-mode', 'tile')
+    big = _mosaic(seed, tmp_path/'b.tif', 48, 48, '--method', 'blend', '--seed-mode', 'tile')
+    assert small['seam_score'] < paste['seam_score']
+    assert big['shape'] == [48 * 32, 48 * 32, 1]
+    assert big['peak_rss_mb'] < small['peak_rss_mb'] + 60, (small['peak_rss_mb'], big['peak_rss_mb'])  # 36x the pixels
+
+
+def test_mosaic_from_noise(tmp_path):
+    res = last_json(run('tilegan-mosaic', '--run', 'copy', '--rows', 3, '--cols', 4, '--out', tmp_path/'n.tif', '--json'))
+    assert res['real_tiles'] == 0 and res['seed_mode'] == 'none'
+    with rasterio.open(tmp_path/'n.tif') as ds: assert ds.crs is not None and (ds.width, ds.height) == (128, 96)
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--run', 'copy', '--rows', 2, '--cols', 2], '--out is required'),
+    (['--run', 'nowhere', '--rows', 2, '--cols', 2, '--out', 'x.tif'], '--run nowhere: no such folder'),
+    (['--run', 'copy', '--rows', 2, '--cols', 2, '--out', 'x.tif', '--method', 'wave'], '--method'),
+])
+def test_mosaic_bad_input(tmp_path, args, msg):
+    assert msg in one_line_error(run('tilegan-mosaic', *args, cwd=tmp_path), 'tilegan-mosaic')
+    assert not (tmp_path/'x.tif').exists()
+
+
+def test_mosaic_refuses_a_seed_with_nodata(tmp_path):
+    img, _ = toy_seed(tmp_path/'s.tif', 64)
+    with rasterio.open(img, 'r+') as ds: a = ds.read(1); a[3, 3] = 0; ds.write(a[None])
+    r = run('tilegan-mosaic', '--run', 'copy', '--seed-image', img, '--rows', 2, '--cols', 2, '--out', tmp_path/'x.tif')
+    assert 'holds nodata' in one_line_error(r, 'tilegan-mosaic')
+
+
+def test_validate_flood_on_real_tiles(tmp_path):
+    from tilegan_core.sat.scenes import make_sar_scenes
+    from tilegan_core.sat.data import tile_scenes
+    pairs = make_sar_scenes(tmp_path/'scenes', 4, 64, 4, seed=1)
+    tile_scenes(pairs, tmp_path/'tiles', 16, 16, split='scene', val_fraction=0.0, test_fraction=0.25)
+    res = last_json(run('tilegan-validate', 'flood', '--run', 'copy', '--data', tmp_path/'tiles', '--out', tmp_path/'v.json',
+                        '--set', 'flood.seeds=[0],flood.real_fractions=[1.0],flood.epochs=1,flood.filters=4,flood.depth=2', '--json'))
+    for s in ('real_only', 'real_plus_synthetic', 'synthetic_only'):
+        assert set(res[s]['iou']) == {'mean', 'std'} and 0 <= res[s]['csi']['mean'] <= 1
+    assert res['frechet_distance'] >= 0 and res['test_tiles'] > 0
+    assert json.loads((tmp_path/'v.json').read_text())['frechet_distance'] == res['frechet_distance']
+
+
+def test_validate_bad_input(tmp_path):
+    r = run('tilegan-validate', 'calo', '--run', tmp_path)
+    assert '--reference is required' in one_line_error(r, 'tilegan-validate')
+    r = run('tilegan-validate', 'flood', '--run', 'copy', '--data', tmp_path/'none')
+    assert 'metadata.json: missing' in one_line_error(r, 'tilegan-validate')
