@@ -28,7 +28,7 @@ check: setup
 	VENV=$(VENV) scripts/check_sync.sh
 
 notebooks: setup
-	$(BIN)/nbdev-test --n-workers 2
+	VENV=$(VENV) scripts/test_notebooks.sh
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite
 pytest: setup
