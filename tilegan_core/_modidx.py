@@ -353,6 +353,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'tilegan_core.results.collect': ('results.html#collect', 'tilegan_core/results.py'),
                                       'tilegan_core.results.markdown_table': ('results.html#markdown_table', 'tilegan_core/results.py'),
                                       'tilegan_core.results.merge': ('results.html#merge', 'tilegan_core/results.py'),
+                                      'tilegan_core.results.portable': ('results.html#portable', 'tilegan_core/results.py'),
                                       'tilegan_core.results.report_markdown': ('results.html#report_markdown', 'tilegan_core/results.py')},
             'tilegan_core.sat.cprogan': { 'tilegan_core.sat.cprogan.CProGan': ('sat_cprogan.html#cprogan', 'tilegan_core/sat/cprogan.py'),
                                           'tilegan_core.sat.cprogan.CProGan.__init__': ( 'sat_cprogan.html#cprogan.__init__',
