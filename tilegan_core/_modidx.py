@@ -475,7 +475,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'tilegan_core.sat.data._overlaps': ('sat_data.html#_overlaps', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._pairs': ('sat_data.html#_pairs', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._prefix': ('sat_data.html#_prefix', 'tilegan_core/sat/data.py'),
-                                       'tilegan_core.sat.data._sha256': ('sat_data.html#_sha256', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._tf': ('sat_data.html#_tf', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._tile': ('sat_data.html#_tile', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._valid': ('sat_data.html#_valid', 'tilegan_core/sat/data.py'),

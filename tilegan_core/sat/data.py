@@ -21,6 +21,7 @@ from fastcore.basics import patch
 from ..core import InputError, atomic_path, write_json_atomic, now_iso
 from ..cli import command
 from ..config import load_profile
+from ..manifests import sha256
 
 # %% auto #0
 __all__ = ['SPLITS', 'scene_format', 'Scene', 'open_scene', 'norm_spec', 'spec_affine', 'normalise', 'denormalise', 'MaskReader',
@@ -338,12 +339,6 @@ class ShardWriter:
         for d in self.done: (self.out/d['file']).unlink(missing_ok=True)
 
 # %% ../../nbs/10_sat_data.ipynb #8f0d1099
-def _sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
-    return h.hexdigest()
-
 def _check_out_dir(out):
     out = Path(out)
     try: out.mkdir(parents=True, exist_ok=True)
@@ -408,8 +403,8 @@ def _tile(pairs, sc, out, tile_size, stride, min_water, split, scene_split, val_
                         t = windows.transform(Window(c, r, n, n), s.affine)
                         writer.write(sp, _example(im, mk, tuple(t)[:6], i, r, c))
                         water_px += int(mk.sum())
-                sources.append(dict(image=s.path, mask=str(m) if m else None, sha256=_sha256(s.path),
-                                    mask_sha256=_sha256(m) if m else None, bytes=Path(s.path).stat().st_size,
+                sources.append(dict(image=s.path, mask=str(m) if m else None, sha256=sha256(s.path),
+                                    mask_sha256=sha256(m) if m else None, bytes=Path(s.path).stat().st_size,
                                     width=s.width, height=s.height, crs=s.crs, transform=list(s.transform),
                                     format=s.format, samples=sum(writer.counts.values()) - k0,
                                     split=scene_split[i] if scene_split else None))
