@@ -16,8 +16,8 @@ from .distribute import (configure_devices, make_strategy, is_chief, read_tf_con
 
 # %% auto #0
 __all__ = ['TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'input_pipeline', 'NonFiniteLoss', 'GanTask',
-           'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog', 'train_custom', 'GanModel',
-           'StepBackup', 'train_builtin', 'train_task', 'build_task']
+           'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog', 'read_steps', 'train_custom',
+           'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
 
 # %% ../nbs/21_loops.ipynb #c07d1097
 def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
@@ -356,6 +356,18 @@ class RunLog:
 
     def close(self):
         if self.chief: self.tb.flush(); self.f.close(); self.bar.close()
+
+# %% ../nbs/21_loops.ipynb #7c5751d6
+def read_steps(run_dir:str|Path, # a run folder written by the engine
+              ):
+    "The per-step records of `run_dir/steps.jsonl`, ordered by step, event lines left out, the last record per step kept."
+    f = Path(run_dir)/'steps.jsonl'
+    if not f.exists(): raise InputError(f"{f}: no step log; train a run into {run_dir} first")
+    recs = {}
+    for line in f.read_text().splitlines():
+        r = json.loads(line)
+        if 'event' not in r: recs[r['step']] = r
+    return [recs[k] for k in sorted(recs)]
 
 # %% ../nbs/21_loops.ipynb #9931d989
 def _worker_index():

@@ -14,13 +14,13 @@ from ..core import InputError, set_seed
 from .data import (ECAL_SHAPE, ENERGY_SCALE, parse_example, preprocess, postprocess, read_calo_h5,
                                     _open_h5)
 from ..distribute import global_batch, scaled_lr
-from ..loops import GanTask, input_pipeline
+from ..loops import GanTask, input_pipeline, read_steps
 
 # %% auto #0
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'TILT_AXIS', 'DISC_CONVS', 'HEADS', 'conv_shape',
            'generator_shapes', 'channels', 'build_generator', 'barycentre_angle', 'EcalSum', 'EcalAngle',
            'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events', 'training_batches',
-           'Gan3DTask', 'build_task', 'generate', 'load_generator', 'read_steps', 'plot_losses']
+           'Gan3DTask', 'build_task', 'generate', 'load_generator', 'step_arrays', 'plot_losses']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -371,23 +371,18 @@ def load_generator(path:str|Path, # an exported `generator.keras` (`<run>/models
     return m
 
 # %% ../../nbs/32_calo_gan3d.ipynb #c783000c
-def read_steps(run_dir:str|Path, # a training run folder
-              ):
-    "Per-step metrics of a run as {name: np.array}, ordered by step (events skipped)."
-    f = Path(run_dir)/'steps.jsonl'
-    if not f.exists(): raise InputError(f"{f}: no step log; train with `tilegan-train calo --out {run_dir}` first")
-    rows = {}
-    for line in f.read_text().splitlines():
-        r = json.loads(line)
-        if 'event' not in r: rows[r['step']] = r
-    keys = sorted({k for r in rows.values() for k in r})
-    return {k: np.array([rows[s].get(k, np.nan) for s in sorted(rows)], dtype=float) for k in keys}
+def step_arrays(run_dir:str|Path, # a training run folder
+               ):
+    "Per-step metrics of a run as {name: np.array}, ordered by step (from the engine's `read_steps`)."
+    rows = read_steps(run_dir)
+    keys = sorted({k for r in rows for k in r})
+    return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
 
 def plot_losses(run_dir:str|Path, # a training run folder
                ):
     "A figure of the 3DGAN's loss curves: totals, and G's BCE, MAPEs and angle error."
     import matplotlib.pyplot as plt
-    m = read_steps(run_dir); s = m['step']
+    m = step_arrays(run_dir); s = m['step']
     fig, ax = plt.subplots(1, 4, figsize=(14, 3))
     for k, lab in (('d_real', 'D, real batch'), ('d_fake', 'D, fake batch'), ('g_loss', 'G')): ax[0].plot(s, m[k], label=lab)
     ax[0].set_title('weighted total loss'); ax[0].legend()

@@ -19,7 +19,7 @@ from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, 
 __all__ = ['BORDER_ROWS', 'border_maps', 'border_channels', 'CProGan', 'encode_context', 'generate', 'interpolate',
            'gradient_penalty', 'paste_tile', 'critic_losses', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts',
            'build_task', 'save_model', 'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples',
-           'evaluate_completions', 'beats_baselines', 'read_steps', 'plot_training']
+           'evaluate_completions', 'beats_baselines', 'plot_training']
 
 # %% ../../nbs/14_sat_cprogan.ipynb #5dd8eb21
 BORDER_ROWS = 2  # rows (columns) of each neighbouring tile's edge that the generator sees
@@ -174,7 +174,7 @@ def _parse_fn(meta):
     return parse
 
 # %% ../../nbs/14_sat_cprogan.ipynb #bc92da2f
-from ..loops import GanTask
+from ..loops import GanTask, read_steps
 from ..distribute import global_batch, scaled_lr
 
 class CProGanTask(GanTask):
@@ -421,17 +421,6 @@ def beats_baselines(scores:dict, # from `evaluate_completions`
     return {k: bool(all(scores['cprogan'][k] < scores[b][k] for b in ('copy', 'inpaint'))) for k in keys}
 
 # %% ../../nbs/14_sat_cprogan.ipynb #93a8c219
-def read_steps(run_dir:str|Path, # a run folder of the engine
-              ):
-    "The per-step records of `run_dir/steps.jsonl` (event lines left out), the last record per step kept."
-    f = Path(run_dir)/'steps.jsonl'
-    if not f.exists(): raise InputError(f"{f}: missing; train a run into {run_dir} first")
-    recs = {}
-    for line in f.read_text().splitlines():
-        r = json.loads(line)
-        if 'event' not in r: recs[r['step']] = r
-    return [recs[k] for k in sorted(recs)]
-
 def plot_training(run_dir:str|Path, # a run folder
                   starts:list, # `stage_starts(task)`
                   smooth:int=20, # moving-average window, steps
