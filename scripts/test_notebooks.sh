@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${VENV:-.venv}/bin
+export TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-1}  # as `import tilegan_core` sets it (see nbs/03_device.ipynb)
 logs=$(mktemp -d)
 ls nbs/*.ipynb | xargs -P "${JOBS:-2}" -I{} sh -c \
   '"$0/nbdev-test" "$1" > "$2/$(basename "$1").log" 2>&1 || echo "$1" >> "$2/failed"' "$bin" {} "$logs"

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 
 # %% auto #0
-__all__ = ['in_colab', 'tpu_hint', 'accelerator', 'device_report']
+__all__ = ['in_colab', 'tpu_hint', 'accelerator', 'onednn', 'device_report']
 
 # %% ../nbs/03_device.ipynb #44df1937
 def in_colab():
@@ -30,6 +30,11 @@ def accelerator():
         except (ValueError, RuntimeError): pass
     return 'gpu' if tf.config.list_physical_devices('GPU') else 'cpu'
 
+# %% ../nbs/03_device.ipynb #6c44be16
+def onednn():
+    "TensorFlow's oneDNN switch as this process started it ('1' unless the user opted out before importing tilegan)."
+    return os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')
+
 # %% ../nbs/03_device.ipynb #3c67594c
 def device_report():
     "A dictionary describing this machine for results provenance."
@@ -37,4 +42,4 @@ def device_report():
     return dict(accelerator=accelerator(), tensorflow=tf.__version__, keras=keras.__version__,
                 python=platform.python_version(), cpu_cores=os.cpu_count(), machine=platform.machine(),
                 memory_gb=round(psutil.virtual_memory().total / 2**30, 1), colab=in_colab(),
-                devices=[d.name for d in tf.config.list_physical_devices()])
+                devices=[d.name for d in tf.config.list_physical_devices()], onednn=onednn())

@@ -52,6 +52,7 @@ def layer_flops(layer, # a Keras layer
     name, mro, y = type(layer).__name__, _mro(layer), tuple(out_shape)
     x = tuple(in_shapes[0]) if in_shapes else y
     act = lambda: {'act': activation_flops(layer.activation, per_sample(y))} if activation_flops(layer.activation, 1) else {}
+    if hasattr(layer, 'flops_per_sample'): return layer.flops_per_sample(x, y)  # a custom layer that counts itself
     if name in FREE: return {'free': 0}
     if name == 'Dense': return {'linear': 2 * per_sample(x) * y[-1] + (per_sample(y) if layer.use_bias else 0), **act()}
     if mro & {'BaseConv', 'BaseConvTranspose', 'BaseDepthwiseConv'}: return {'linear': _conv(layer, x, y), **act()}

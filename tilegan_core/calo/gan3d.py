@@ -18,9 +18,9 @@ from ..loops import GanTask, input_pipeline, read_steps
 
 # %% auto #0
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'TILT_AXIS', 'DISC_CONVS', 'HEADS', 'conv_shape',
-           'generator_shapes', 'channels', 'build_generator', 'barycentre_angle', 'EcalSum', 'EcalAngle',
-           'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events', 'training_batches',
-           'Gan3DTask', 'build_task', 'generate', 'load_generator', 'step_arrays', 'plot_losses']
+           'generator_shapes', 'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'barycentre_angle',
+           'EcalSum', 'EcalAngle', 'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events',
+           'training_batches', 'Gan3DTask', 'build_task', 'generate', 'load_generator', 'step_arrays', 'plot_losses']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -49,6 +49,67 @@ def generator_shapes():
     for _, k, p in GEN_CONVS: out.append(conv_shape(out[-1], k, p))
     return out
 
+# %% ../../nbs/32_calo_gan3d.ipynb #4a65f525
+def fold_matrix(s:int, # upsampling factor along the axis
+                k:int, # kernel size along the axis
+               ):
+    "(s, J, k) 0/1 array: at phase p, tap t of the kernel reads coarse cell j = (p + t) // s."
+    a = np.zeros((s, (s + k - 2) // s + 1, k), np.float32)
+    for p in range(s):
+        for t in range(k): a[p, (p + t) // s, t] = 1.0
+    return a
+
+@keras.saving.register_keras_serializable('tilegan')
+class UpsampleConv3D(layers.Layer):
+    "`UpSampling3D(size)` then a `valid` `Conv3D(filters, kernel_size)`, computed on the coarse grid (same weights)."
+    def __init__(self, filters:int, # output channels
+                 kernel_size:tuple, # kernel (x, y, z) on the upsampled grid
+                 size:tuple, # nearest-neighbour upsampling factors (x, y, z)
+                 activation=None, # activation after the bias
+                 kernel_initializer='glorot_uniform', # as for `Conv3D`
+                 **kwargs): # Keras layer options (name, dtype)
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.size = int(filters), tuple(kernel_size), tuple(size)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.use_bias = True
+    def build(self, shape):
+        self.kernel = self.add_weight(name='kernel', shape=(*self.kernel_size, shape[-1], self.filters),
+                                      initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
+    def folded_kernel(self):
+        "(Jx, Jy, Jz, in, sx*sy*sz*filters): the kernel per upsampling phase, on the coarse grid."
+        fx, fy, fz = [ops.cast(fold_matrix(s, k), self.kernel.dtype) for s, k in zip(self.size, self.kernel_size)]
+        f = ops.einsum('pak,qbl,rcm,klmio->abcipqro', fx, fy, fz, self.kernel)
+        j = [a.shape[1] for a in (fx, fy, fz)]
+        return ops.reshape(f, (*j, self.kernel.shape[3], math.prod(self.size) * self.filters))
+    def call(self, x):
+        f = self.folded_kernel()
+        n, s = tuple(x.shape[1:4]), self.size
+        x = ops.pad(x, [[0, 0]] + [[0, j - 1] for j in f.shape[:3]] + [[0, 0]])
+        y = ops.conv(x, f, padding='valid')                                   # (N, nx, ny, nz, phases * filters)
+        y = ops.reshape(y, (-1, *n, *s, self.filters))
+        y = ops.transpose(y, (0, 1, 4, 2, 5, 3, 6, 7))                        # interleave the phases
+        y = ops.reshape(y, (-1, n[0] * s[0], n[1] * s[1], n[2] * s[2], self.filters))
+        o = self.compute_output_shape((None, *n, None))[1:4]
+        y = y[:, :o[0], :o[1], :o[2]] + ops.cast(self.bias, y.dtype)
+        return self.activation(y)
+    def compute_output_shape(self, shape):
+        return (shape[0], *[n * s - k + 1 for n, s, k in zip(shape[1:4], self.size, self.kernel_size)], self.filters)
+    def flops_per_sample(self, x, # input shape (batch first)
+                         y, # output shape (batch first)
+                        ):
+        "Forward FLOPs per sample of the folded convolution, bias and activation, as `tilegan_core.flops` counts layers."
+        j = [(s + k - 2) // s + 1 for s, k in zip(self.size, self.kernel_size)]
+        mac = math.prod(x[1:4]) * math.prod(j) * x[-1] * math.prod(self.size) * self.filters
+        n_out = math.prod(y[1:])
+        act = 0 if self.activation in (None, keras.activations.linear) else n_out
+        return {'linear': 2 * mac + n_out, **({'act': act} if act else {})}
+    def get_config(self):
+        return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size, 'size': self.size,
+                'activation': keras.activations.serialize(self.activation),
+                'kernel_initializer': keras.initializers.serialize(self.kernel_initializer)}
+
 # %% ../../nbs/32_calo_gan3d.ipynb #97564954
 def channels(n:int, # published channel count
              width:float, # multiplier (`gan3d.width`)
@@ -58,16 +119,21 @@ def channels(n:int, # published channel count
 
 def build_generator(latent_dim:int=256, # Ep/100, angle and latent_dim-2 Gaussian values
                     width:float=1.0, # multiplier of the published channel counts
+                    fused:bool=True, # upsampling and first convolution as one `UpsampleConv3D` (False: the reference's two layers)
                    ):
     "The 3DGAN generator: latent (N, latent_dim) -> shower (N, 51, 51, 25, 1) in the power-transformed space."
     z = keras.Input((latent_dim,), name='latent')
     c0 = channels(GEN_CHANNELS, width)
     x = layers.Dense(math.prod(GEN_DENSE) * c0, name='dense')(z)
     x = layers.Reshape((*GEN_DENSE, c0))(x)
-    x = layers.UpSampling3D(GEN_UPSAMPLE)(x)
+    if not fused: x = layers.UpSampling3D(GEN_UPSAMPLE)(x)
     last = len(GEN_CONVS) - 1
     for i, (f, k, p) in enumerate(GEN_CONVS):
         if any(p): x = layers.ZeroPadding3D(p)(x)
+        if i == 0 and fused:
+            x = UpsampleConv3D(channels(f, width), k, GEN_UPSAMPLE, activation='relu', kernel_initializer='he_uniform', name='conv0')(x)
+            x = layers.BatchNormalization(epsilon=1e-6, synchronized=True, name='bn0')(x)
+            continue
         if i == last:
             x = layers.Conv3D(1, k, kernel_initializer='glorot_normal', name='image_conv')(x)
             return keras.Model(z, layers.Activation('relu', dtype='float32', name='image')(x), name='generator')
