@@ -128,7 +128,7 @@ def test_nonfinite_stops_and_keeps_checkpoint(tmp_path):
     rc, s, err = train('toy', '--data', str(good), '--steps', '10', '--set', 'train.checkpoint_every=5', '--out', str(run), '--json')
     assert rc == 0 and s['checkpoint_step'] == 10, err
     rc, _, err = train('toy', '--data', str(bad), '--steps', '20', '--set', 'train.checkpoint_every=5', '--out', str(run), '--resume')
-    assert rc == 2 and 'step 11:' in err and 'last good checkpoint (step 10)' in err
+    assert rc == 2 and 'step 11:' in err and 'last good checkpoint (step 10)' in err, err[-400:]
     summ = json.loads((run/'summary.json').read_text())
     assert summ['status'] == 'nonfinite' and 'step 11' in summ['error']
     assert [e['step'] for e in events(run) if e.get('event') == 'checkpoint'] == [5, 10]

@@ -11,9 +11,9 @@ from .config import load_profile
 
 # %% auto #0
 __all__ = ['BUILDERS', 'SCHEDULES', 'REF_LOSSES', 'best_time', 'peak_matmul', 'conv3d_flops', 'peak_conv3d', 'machine_report',
-           'machine_cli', 'builder', 'task_flops', 'StepWatcher', 'step_times', 'time_task', 'input_throughput',
-           'tf_nest_first', 'ok_runs', 'throughput', 'builtin_over_custom', 'input_margin', 'bench_data',
-           'worker_throughput', 'bench_cli', 'reference_loop_time']
+           'machine_cli', 'builder', 'task_flops', 'step_times', 'time_task', 'input_throughput', 'tf_nest_first',
+           'ok_runs', 'throughput', 'builtin_over_custom', 'input_margin', 'bench_data', 'worker_throughput',
+           'bench_cli', 'reference_loop_time', 'reference_comparison']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -112,37 +112,12 @@ def task_flops(task, # a `GanTask`
                 train_per_sample=gan_step_flops(fg['forward'], fd['forward'], **SCHEDULES[model]))
 
 # %% ../nbs/06_bench.ipynb #78ec0fcd
-class StepWatcher:
-    "Timestamps each line the engine appends to `steps.jsonl`, from a thread polling every `interval` seconds."
-    def __init__(self, path:str|Path, # the step log to watch
-                 interval:float=0.02, # polling period, seconds
-                ):
-        import threading
-        self.path, self.interval, self.times, self.stop = Path(path), interval, {}, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True); self.thread.start()
-    def _run(self):
-        seen = 0
-        while not self.stop.wait(self.interval):
-            if not self.path.exists(): continue
-            lines = self.path.read_text().splitlines()
-            for l in lines[seen:]:
-                try: d = _json.loads(l)
-                except ValueError: break
-                if 'samples_per_s' in d: self.times[d['step']] = time.perf_counter()
-                seen += 1
-    def close(self): self.stop.set(); self.thread.join()
-
 def step_times(run_dir:str|Path, # a run folder written by the engine
-               global_batch:int, # examples per step
                skip:int, # warm-up steps to drop
-               stamps:dict|None=None, # {step: arrival time} from a `StepWatcher`, used when the logged rate is too coarse
               ):
-    "Seconds of each logged step after `skip`: from the logged samples/s, or from arrival times for slow steps."
-    lines = [_json.loads(l) for l in (Path(run_dir)/'steps.jsonl').read_text().splitlines()]
-    rows = [l for l in lines if 'samples_per_s' in l and l['step'] > skip]
-    if rows and min(l['samples_per_s'] for l in rows) >= 100: return [global_batch / l['samples_per_s'] for l in rows]
-    st = stamps or {}  # the log rounds samples/s to 0.1, too coarse for steps of seconds: use arrival times
-    return [st[l['step']] - st[l['step'] - 1] for l in rows if l['step'] in st and l['step'] - 1 in st]
+    "Wall seconds of each logged step after step `skip` (the engine's `step_s`)."
+    from tilegan_core.loops import read_steps
+    return [r['step_s'] for r in read_steps(run_dir) if r['step'] > skip and 'step_s' in r]
 
 def time_task(task, # a `GanTask`
               loop:str='custom', # 'custom' or 'builtin'
@@ -156,11 +131,10 @@ def time_task(task, # a `GanTask`
     from tilegan_core.loops import train_task
     run = Path(tempfile.mkdtemp(prefix=f'bench-{loop}-', dir=work))
     total = warmup + steps
-    w = StepWatcher(run/'steps.jsonl')
-    try: train_task(task, loop, run, steps=total, every=total, jit_compile=jit_compile, progress=False)
-    finally: w.close()
-    ts = step_times(run, task.global_batch, warmup, w.times)
-    shutil.rmtree(run, ignore_errors=True)
+    try:
+        train_task(task, loop, run, steps=total, every=total, jit_compile=jit_compile, progress=False)
+        ts = step_times(run, warmup)
+    finally: shutil.rmtree(run, ignore_errors=True)
     if not ts: raise InputError(f"{run}: no timed steps were logged; use --steps >= 1")
     med = float(np.median(ts))
     return dict(loop=loop, replicas=task.strategy.num_replicas_in_sync, global_batch=task.global_batch,
@@ -384,3 +358,25 @@ def reference_loop_time(generator, # a Keras model: latent -> shower
     for i in range(warmup + steps):
         t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
     return dict(step_s=round(float(np.median(ts[warmup:])), 5), batch=batch, samples_per_s=round(batch / float(np.median(ts[warmup:])), 2))
+
+# %% ../nbs/06_bench.ipynb #5d4b0cf1
+def reference_comparison(cfg, # the loaded profile
+                         data:str, # 3DGAN training data (e.g. from `bench_data('calo', ...)`)
+                         steps:int=3, # timed steps per measurement
+                         warmup:int=1, # untimed steps per measurement
+                         work:str|Path|None=None, # scratch folder
+                        ):
+    "3DGAN seconds per step: the engine's custom step vs the reference loop with the reference's layers and with the fused layer."
+    from tilegan_core.calo.gan3d import build_generator
+    set_seed(cfg.seed)
+    task = builder('calo')(cfg, data, _make_strategy(1, False))
+    ours = time_task(task, 'custom', steps, warmup, False, work)
+    g, d = _pick(task.models, ('gen',)), _pick(task.models, ('disc', 'critic'))
+    g_ref = build_generator(cfg.gan3d.latent_dim, cfg.gan3d.width, fused=False)
+    g_ref.set_weights(g.get_weights())
+    ref = reference_loop_time(g_ref, d, task.per_replica, steps, warmup)
+    ref_fused = reference_loop_time(g, d, task.per_replica, steps, warmup)
+    return dict(batch=task.per_replica, engine_step_s=ours['step_s'], reference_step_s=ref['step_s'],
+                reference_fused_layer_step_s=ref_fused['step_s'],
+                reference_over_engine=round(ref['step_s'] / ours['step_s'], 3),
+                loop_structure_gain=round(ref_fused['step_s'] / ours['step_s'], 3))

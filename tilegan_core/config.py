@@ -84,7 +84,7 @@ QUICK = dict(
         lr=1e-3,                      # RMSprop learning rate
         loss_weights=[3.0, 0.1, 25.0, 0.1], # real/fake BCE, energy MAPE, angle MAE, ECAL-sum MAPE
         label_flip=0.05,              # probability of flipping a real/fake label
-        epochs=0.016,                 # training epochs, fractions allowed (paper: 60-120); quick: 8 steps, about 4 min on 2 CPU cores
+        epochs=0.1,                   # training epochs, fractions allowed (paper: 60-120); quick: 50 steps, about 2 min on 2 CPU cores
         eval_events=200,              # test showers generated and compared with the MC in validation
     ),
     train=dict(

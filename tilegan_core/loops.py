@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_loops.ipynb #9538caf1
 from __future__ import annotations
-import os, sys, json, math, time, shutil, hashlib
+import os, sys, json, math, time, shutil, hashlib, threading
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
@@ -15,9 +15,9 @@ from .distribute import (configure_devices, make_strategy, is_chief, read_tf_con
                                      scaled_lr, wrap_optimizer)
 
 # %% auto #0
-__all__ = ['TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'input_pipeline', 'NonFiniteLoss', 'GanTask',
-           'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog', 'read_steps', 'train_custom',
-           'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
+__all__ = ['TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'tfrecord_files', 'input_pipeline', 'NonFiniteLoss',
+           'GanTask', 'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog', 'read_steps',
+           'train_custom', 'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
 
 # %% ../nbs/21_loops.ipynb #c07d1097
 def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
@@ -26,16 +26,19 @@ def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
     "'file' when every worker can read its own files, else 'data' (every worker reads all, keeps its share)."
     return 'file' if n_workers > 1 and n_files >= n_workers else 'data'
 
-def _files(source):
-    "TFRecord files named by a path, a folder or a list of paths."
+def tfrecord_files(source, # a TFRecord file, a folder of them, or a list of either
+                  ):
+    "(files, compression): the TFRecord files named by `source` (`*.tfrecord`, or gzip-compressed `*.tfrecord.gz`) and their compression ('' or 'GZIP')."
     out = []
     for s in (source if isinstance(source, (list, tuple)) else [source]):
         p = Path(s)
-        if p.is_dir(): out += sorted(p.glob('*.tfrecord'))
+        if p.is_dir(): out += sorted(p.glob('*.tfrecord')) + sorted(p.glob('*.tfrecord.gz'))
         elif p.is_file(): out.append(p)
         else: raise InputError(f"{p}: no such TFRecord file or folder; check --data")
-    if not out: raise InputError(f"{source}: no *.tfrecord files found; check --data")
-    return [str(f) for f in out]
+    if not out: raise InputError(f"{source}: no *.tfrecord or *.tfrecord.gz files found; check --data")
+    kinds = {'GZIP' if f.name.endswith('.gz') else '' for f in out}
+    if len(kinds) > 1: raise InputError(f"{source}: mixes gzip-compressed and plain TFRecords; write them one way")
+    return [str(f) for f in out], kinds.pop()
 
 def _epochs(base, shuffle_buffer, seed, cache):
     "cache -> shuffle -> repeat, rebuilt for every iterator, so each iterator starts from the same shuffle order."
@@ -50,15 +53,17 @@ def input_pipeline(source, # TFRecord file(s) or folder, or a `tf.data.Dataset` 
                    seed:int=0, # shuffle seed (the same on every worker)
                    shuffle_buffer:int=1024, # examples in the shuffle buffer
                    cache:bool=True, # keep decoded examples in memory after the first epoch
+                   keep=None, # optional predicate on a parsed example: examples it rejects are dropped
                   ):
-    "TFRecord -> map -> cache -> shuffle -> repeat -> batch(global, drop_remainder) -> prefetch."
-    files = [] if isinstance(source, tf.data.Dataset) else _files(source)
+    "TFRecord -> map -> [filter] -> cache -> shuffle -> repeat -> batch(global, drop_remainder) -> prefetch."
+    files, comp = ([], '') if isinstance(source, tf.data.Dataset) else tfrecord_files(source)
     tc = read_tf_config()
     workers, index = (len(tc['cluster'].get('worker', [])), int(tc['task']['index'])) if tc else (1, 0)
     policy = shard_policy(len(files), workers)
     if policy == 'file': files = files[index::workers]
-    ds = source if not files else tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 8))
+    ds = source if not files else tf.data.TFRecordDataset(files, compression_type=comp, num_parallel_reads=min(len(files), 8))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if keep is not None: ds = ds.filter(keep)
     ds = _epochs(ds, shuffle_buffer, seed, cache)
     ds = ds.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     opt = tf.data.Options()
@@ -133,6 +138,8 @@ def _replica_mean(self:GanTask, x, # a mean over this replica's examples (e.g. `
     "This replica's share of a hand-written mean: divide by the replica count."
     return tf.cast(x, 'float32') / _replicas()[0]
 
+_GRAD_FLAGS = threading.local()  # gradient checks of the replica step being traced (mirrored replicas trace in threads)
+
 def _minimize(self:GanTask, name:str, # which optimizer
               loss_fn, # () -> loss, or () -> (loss, extras); called under the tape
               variables, # variables to update
@@ -143,7 +150,11 @@ def _minimize(self:GanTask, name:str, # which optimizer
         out = loss_fn()
         loss = out[0] if isinstance(out, tuple) else out
         scaled = opt.scale_loss(loss)
-    opt.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+    grads = tape.gradient(scaled, variables)
+    flags = getattr(_GRAD_FLAGS, 'flags', None)  # set by `replica_step`, per replica thread
+    if flags is not None and not isinstance(opt, keras.optimizers.LossScaleOptimizer):  # loss scaling skips such steps itself
+        flags.append(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]))
+    opt.apply_gradients(zip(grads, variables))
     return out
 
 GanTask.average, GanTask.replica_mean, GanTask.minimize = _average, _replica_mean, _minimize
@@ -171,9 +182,12 @@ GanTask.normal, GanTask.uniform = _normal, _uniform
 
 # %% ../nbs/21_loops.ipynb #f51dd4a0
 def _replica_step(self:GanTask, batch):
-    "`train_step`, then advance the step counter (once per global step)."
-    out = self.train_step(batch)
+    "`train_step`, then advance the step counter (once per global step); adds `nonfinite_grads`, the updates whose gradients held NaN/Inf."
+    _GRAD_FLAGS.flags = []
+    try: out = self.train_step(batch)
+    finally: flags, _GRAD_FLAGS.flags = _GRAD_FLAGS.flags, None
     self.step.assign_add(1)
+    if flags: out = {**out, 'nonfinite_grads': tf.add_n([1.0 - tf.cast(f, 'float32') for f in flags]) / _replicas()[0]}
     return out
 
 def _trackables(self:GanTask):
@@ -335,13 +349,15 @@ class RunLog:
             ):
         "Record one finished step."
         now = time.perf_counter()
-        sps = self.gb * (step - self.last) / max(now - self.t, 1e-9)
+        dt = max(now - self.t, 1e-9) / max(step - self.last, 1)  # seconds per step since the last record
+        sps = self.gb / dt
         if self.t1 is None: self.t1 = now  # steady-state timing starts after the first (tracing) step
         self.t, self.last = now, step
         if not self.chief: return
         with self.tb.as_default():
             for k, v in {**metrics, 'samples_per_s': sps}.items(): tb_scalar(k, v, step)
-        self.f.write(json.dumps(dict(step=step, **{k: round(v, 6) for k, v in metrics.items()}, samples_per_s=round(sps, 1))) + '\n')
+        self.f.write(json.dumps(dict(step=step, **{k: round(v, 6) for k, v in metrics.items()},
+                                     samples_per_s=float(f'{sps:.4g}'), step_s=float(f'{dt:.6g}'))) + '\n')
         self.f.flush()
         self.bar.update(step - self.bar.n); self.bar.set_postfix(samples_s=f'{sps:.0f}', **{k: f'{v:.3f}' for k, v in list(metrics.items())[:2]}, refresh=False)
 
@@ -375,10 +391,11 @@ def _worker_index():
     return int(tc['task']['index']) if tc else 0
 
 def _check_finite(task, step, metrics, last_ckpt, where, weights=False):
-    "Raise NonFiniteLoss naming the step when a metric (or, with `weights`, a weight) is NaN/Inf."
+    "Raise NonFiniteLoss naming the step when a metric or a gradient (or, with `weights`, a weight) is NaN/Inf."
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-    if bad or (weights and not task.weights_finite()):
-        what = f"{bad[0]} = {metrics[bad[0]]}" if bad else 'weights are not finite'
+    grads = metrics.get('nonfinite_grads', 0) > 0  # a finite loss can hide NaN gradients (e.g. a ReLU that maps NaN to 0)
+    if bad or grads or (weights and not task.weights_finite()):
+        what = f"{bad[0]} = {metrics[bad[0]]}" if bad else 'gradients are not finite' if grads else 'weights are not finite'
         raise NonFiniteLoss(f"step {step}: {what}; training stopped, the last good checkpoint (step {last_ckpt}) "
                             f"is kept in {where}; lower the learning rate or check the data")
 

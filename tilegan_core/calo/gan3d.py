@@ -14,7 +14,7 @@ from ..core import InputError, set_seed
 from .data import (ECAL_SHAPE, ENERGY_SCALE, parse_example, preprocess, postprocess, read_calo_h5,
                                     _open_h5)
 from ..distribute import global_batch, scaled_lr
-from ..loops import GanTask, input_pipeline, read_steps
+from ..loops import GanTask, input_pipeline, read_steps, tfrecord_files
 
 # %% auto #0
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'TILT_AXIS', 'DISC_CONVS', 'HEADS', 'conv_shape',
@@ -295,9 +295,8 @@ def raw_events(data, # HDF5 file(s)/folder, TFRecord shards, or a dict `ecal`, `
         return tf.data.Dataset.from_tensor_slices(tuple(np.asarray(data[k], np.float32) for k in ('ecal', 'energy', 'theta')))
     kind, files = _sources(data)
     if kind == 'tfrecord':
-        comp = ['GZIP' if f.name.endswith('.gz') else '' for f in files]
-        if len(set(comp)) > 1: raise InputError(f"{data}: mixes compressed and plain TFRecords; convert them the same way")
-        return tf.data.TFRecordDataset([str(f) for f in files], compression_type=comp[0]).map(parse_example)
+        files, comp = tfrecord_files(files)
+        return tf.data.TFRecordDataset(files, compression_type=comp).map(parse_example)
     files = [str(f) for f in files]
     return tf.data.Dataset.from_generator(lambda: _h5_events(files), output_signature=_RAW_SIG)
 
@@ -308,10 +307,13 @@ def training_batches(data, # as for `raw_events`
                      seed:int=0, # shuffle seed
                      shuffle_buffer:int=512, # events in the shuffle buffer
                     ):
-    "Endless global batches of (ecal**power (N,51,51,25,1), Ep/100, angle, ECAL sum)."
-    ds = raw_events(data).filter(lambda e, en, th: tf.reduce_sum(e) > min_ecal_sum)
-    return input_pipeline(ds, lambda e, en, th: preprocess(e, en, th, power), global_batch, seed,
-                          shuffle_buffer=shuffle_buffer, cache=False)
+    "Endless global batches of (ecal**power (N,51,51,25,1), Ep/100, angle, ECAL sum); TFRecord shards are split between workers by file."
+    prep = lambda e, en, th: preprocess(e, en, th, power)
+    keep = lambda x, ep, ang, esum: esum > min_ecal_sum        # the cut on the raw ECAL sum
+    if not isinstance(data, dict) and _sources(data)[0] == 'tfrecord':
+        return input_pipeline([str(f) for f in _sources(data)[1]], lambda r: prep(*parse_example(r)), global_batch, seed,
+                              shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
+    return input_pipeline(raw_events(data), prep, global_batch, seed, shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #3f487887
 class Gan3DTask(GanTask):
