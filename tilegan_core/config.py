@@ -47,7 +47,7 @@ QUICK = dict(
         eps=1e-8,                     # Adam epsilon
         gp_lambda=10.0,               # WGAN-GP gradient-penalty weight
         drift=1e-3,                   # drift penalty on critic outputs
-        kimg_stable=2.0,              # thousands of images shown per stable stage (paper: 300)
+        kimg_stable=3.0,              # thousands of images shown per stable stage (paper: 300)
         kimg_fade=2.0,                # thousands of images shown per fade-in (paper: 1500)
         start_res=4,                  # first resolution of the progressive schedule
     ),

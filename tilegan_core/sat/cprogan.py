@@ -13,12 +13,14 @@ from keras import ops
 from ..core import InputError, write_json_atomic, set_seed
 from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, downsample, fade_real,
                                   GrowingDecoder, GrowingEncoder, build_all_stages, Wae, wae_loss, quadrants, all_tiles,
-                                  sample_channels, CONTEXT_ORDER, save_weights_atomic, load_weights_checked)
+                                  sample_channels, CONTEXT_ORDER, save_weights_atomic, load_weights_checked, pixel_norm, lrelu,
+                                  EqConv2D)
 
 # %% auto #0
-__all__ = ['BORDER_ROWS', 'border_maps', 'border_channels', 'CProGan', 'encode_context', 'generate', 'interpolate',
-           'gradient_penalty', 'paste_tile', 'critic_losses', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts',
-           'build_task', 'save_model', 'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples',
+__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv',
+           'TileGenerator', 'CProGan', 'encode_context', 'local_critic', 'generate', 'interpolate', 'gradient_penalty',
+           'paste_tile', 'critic_losses', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task',
+           'save_model', 'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples',
            'evaluate_completions', 'beats_baselines', 'plot_training']
 
 # %% ../../nbs/14_sat_cprogan.ipynb #5dd8eb21
@@ -47,6 +49,67 @@ def border_channels(bands:int, # image bands of a tile
     "Channels of `border_maps` for tiles of `bands` bands."
     return 2 * rows * bands + 2
 
+# %% ../../nbs/14_sat_cprogan.ipynb #e1dcef7b
+NOISE_STAGES = 2  # the last stages (highest resolutions) whose convolutions get per-pixel noise inputs
+
+def pixel_noise(noise, # (n, noise_dim) the generator's noise vectors, noise_dim >= 2
+                ress, # resolutions to draw maps at
+                maps:int=2, # maps per resolution, one per convolution of a block
+               ):
+    "{res: (n, res, res, maps)} standard normal maps, each sample's a deterministic function of its noise vector."
+    key = tf.bitcast(tf.stop_gradient(tf.cast(noise[:, :2], tf.float32)), tf.int32)   # (n, 2): bits of two noise values
+    sizes = [r * r * maps for r in ress]
+    flat = tf.map_fn(lambda k: tf.random.stateless_normal([sum(sizes)], seed=k), key, fn_output_signature=tf.float32)
+    return {r: ops.reshape(p, (-1, r, r, maps)) for r, p in zip(ress, tf.split(flat, sizes, axis=1))}
+
+@keras.saving.register_keras_serializable(package='tilegan')
+class NoiseInput(keras.layers.Layer):
+    "Add a per-pixel noise map times a learned per-channel strength (zero at the start)."
+    def build(self, input_shape):
+        self.strength = self.add_weight(shape=(int(input_shape[-1]),), initializer='zeros', name='strength')
+    def call(self, x, # features (n, r, r, c)
+             noise, # one noise map (n, r, r, 1)
+            ): return x + ops.cast(noise, x.dtype) * self.strength
+
+def reflect_conv(conv, # an `EqConv2D` ('same' padding)
+                 x, # features (n, r, r, c)
+                ):
+    "`conv(x)` with the input padded by reflection instead of zeros: no made-up edge at the tile's border."
+    k = conv.kernel // 2
+    if k == 0: return conv(x)
+    y = conv(tf.pad(x, [[0, 0], [k, k], [k, k], [0, 0]], mode='REFLECT'))
+    return y[:, k:-k, k:-k]
+
+@keras.saving.register_keras_serializable(package='tilegan')
+class TileGenerator(GrowingDecoder):
+    "A `GrowingDecoder` with reflection padding and noise inputs after every convolution at `noise_ress`; its skips may be `(border, noise maps)` pairs."
+    def __init__(self, ress:list, # stage resolutions
+                 in_dim:int, # input vector size
+                 out_ch:int, # output channels
+                 fmap_base:int=512, # feature maps at resolution 1
+                 fmap_max:int=64, # feature-map cap
+                 skip_ch:int=0, # channels of the border features given at every resolution
+                 noise_ress:list=(), # resolutions whose convolutions get noise inputs
+                 name=None, dtype=None, trainable=True): # Keras model name, dtype policy, trainability
+        super().__init__(ress, in_dim, out_ch, fmap_base, fmap_max, skip_ch, name=name, dtype=dtype, trainable=trainable)
+        self.noise_ress = [int(r) for r in noise_ress]
+        for r in self.noise_ress:
+            for c in ('a', 'b') if r != self.ress[0] else ('a',): setattr(self, f'noise{r}{c}', NoiseInput(name=f'noise{r}{c}'))
+
+    def _block(self, i, x, skip):
+        border, noise = skip if isinstance(skip, tuple) else (skip, None)
+        r = self.ress[i]
+        if i: x = upsample2(x)
+        if border is not None: x = ops.concatenate([x, ops.cast(border, x.dtype)], -1)
+        for j, c in enumerate(('a', 'b') if i else ('a',)):
+            y = reflect_conv(getattr(self, f'conv{r}{c}'), x)
+            if r in self.noise_ress:
+                nz = ops.zeros_like(y[..., :1]) if noise is None else noise[..., j:j + 1]   # no maps given: no noise
+                y = getattr(self, f'noise{r}{c}')(y, nz)
+            x = pixel_norm(lrelu(y))
+        return x
+    def get_config(self): return {**super().get_config(), 'noise_ress': self.noise_ress}
+
 # %% ../../nbs/14_sat_cprogan.ipynb #6ee59efa
 class CProGan:
     "The WAE, the generator and the two critics of the conditional progressive GAN, built at every stage."
@@ -57,15 +120,21 @@ class CProGan:
                  fmap_base:int=512, # generator/critic feature maps at resolution 1
                  fmap_max:int=64, # generator/critic feature-map cap
                  wae_filters:int=32, # WAE feature maps at full resolution
+                 noise_stages:int=NOISE_STAGES, # last stages whose convolutions get per-pixel noise inputs (0: none)
+                 critic_borders:bool=True, # the local critic also sees the context's border maps
                 ):
+        if noise_stages and noise_dim < 2: raise InputError(f"cprogan.noise_dim={noise_dim}: the noise inputs need at least 2 noise values")
         self.ress, self.bands, self.noise_dim, self.latent_dim = list(ress), bands, noise_dim, latent_dim
-        self.fmap_base, self.fmap_max, self.wae_filters = fmap_base, fmap_max, wae_filters
+        self.fmap_base, self.fmap_max, self.wae_filters, self.noise_stages = fmap_base, fmap_max, wae_filters, noise_stages
+        self.critic_borders = bool(critic_borders)
+        self.noise_ress = self.ress[len(self.ress) - noise_stages:] if noise_stages else []
         ch = bands + 1
         self.wae = Wae(ress, bands, latent_dim, wae_filters)
-        self.generator = build_all_stages(GrowingDecoder(ress, noise_dim + 3 * latent_dim, ch, fmap_base, fmap_max,
-                                                         skip_ch=border_channels(bands), name='generator'), skip_ch=border_channels(bands))
+        self.generator = build_all_stages(TileGenerator(ress, noise_dim + 3 * latent_dim, ch, fmap_base, fmap_max, skip_ch=border_channels(bands),
+                                                       noise_ress=self.noise_ress, name='generator'), skip_ch=border_channels(bands))
         self.critic_global = build_all_stages(GrowingEncoder([2 * r for r in ress], ch, 1, 2 * fmap_base, fmap_max, mbstd=True, name='critic_global'))
-        self.critic_local = build_all_stages(GrowingEncoder(ress, ch, 1, fmap_base, fmap_max, mbstd=True, name='critic_local'))
+        self.critic_local = build_all_stages(GrowingEncoder(ress, ch + (border_channels(bands) if critic_borders else 0), 1, fmap_base, fmap_max,
+                                                            mbstd=True, name='critic_local'))
 
     @property
     def models(self):
@@ -77,7 +146,8 @@ class CProGan:
         "The architecture as a JSON-able dict (rebuilds an identical `CProGan`)."
         return dict(ress=self.ress, bands=self.bands, noise_dim=self.noise_dim, latent_dim=self.latent_dim,
                     fmap_base=self.fmap_base, fmap_max=self.fmap_max, wae_filters=self.wae_filters,
-                    context_order=list(CONTEXT_ORDER), border_rows=BORDER_ROWS)
+                    noise_stages=self.noise_stages, critic_borders=self.critic_borders, context_order=list(CONTEXT_ORDER),
+                    border_rows=BORDER_ROWS)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #1a1e0b1a
 def encode_context(net:CProGan, # the networks
@@ -85,6 +155,19 @@ def encode_context(net:CProGan, # the networks
                   ):
     "The three latents concatenated in CONTEXT_ORDER (top-left, top-right, bottom-left): (n, 3 latent_dim)."
     return ops.concatenate([net.wae.encoder(ops.cast(t, 'float32')) for t in context], axis=-1)
+
+def local_critic(net:CProGan, # the networks
+                 tiles, # bottom-right tiles with mask channel (n, r, r, bands + 1) at the stage's resolution r
+                 context, # (tl, tr, bl) full-resolution image tiles, each (n, T, T, bands)
+                 stage:int, # Python int stage
+                 alpha=1.0, # fade-in weight
+                ):
+    "The local critic's scores (n, 1), with the context's border maps beside the tiles if it was built to see them."
+    x = ops.cast(tiles, 'float32')
+    if net.critic_borders:
+        r = int(x.shape[1]); _, tr, bl = context
+        x = ops.concatenate([x, border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r))], -1)
+    return net.critic_local.forward(x, stage, alpha)
 
 def generate(net:CProGan, # the networks
              context, # (tl, tr, bl) full-resolution image tiles, each (n, T, T, bands)
@@ -97,7 +180,8 @@ def generate(net:CProGan, # the networks
     stage = len(net.ress) - 1 if stage is None else stage
     lat = encode_context(net, context) if latents is None else latents
     _, tr, bl = context
-    skips = lambda r: border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r))
+    maps = pixel_noise(noise, net.noise_ress) if net.noise_ress else {}
+    skips = lambda r: (border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r)), maps.get(r))
     return net.generator.forward(ops.concatenate([ops.cast(noise, 'float32'), lat], -1), stage, alpha, skips)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #e48d6842
@@ -276,7 +360,7 @@ def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
     if not for_g: fake = tf.stop_gradient(fake)
     comp_fake = paste_tile(comp, fake)
     dg = lambda v: net.critic_global.forward(v, i, alpha)
-    dl = lambda v: net.critic_local.forward(v, i, alpha)
+    dl = lambda v: local_critic(net, v, ctx, i, alpha)                # conditional on the context's borders
     if for_g: return (self.average(-0.5 * (dg(comp_fake)[:, 0] + dl(fake)[:, 0])),)
     real_tile = quadrants(comp)[3]
     rg, fg, rl, fl = dg(comp), dg(comp_fake), dl(real_tile), dl(fake)
@@ -350,7 +434,8 @@ def load_model(folder:str|Path, # a folder written by `save_model` / `CProGanTas
     if not (f/'cprogan.json').exists(): raise InputError(f"{f/'cprogan.json'}: missing; export a trained run (CProGanTask.export) into {f}")
     c = json.loads((f/'cprogan.json').read_text())
     if tuple(c.get('context_order', ())) != CONTEXT_ORDER: raise InputError(f"{f/'cprogan.json'}: context order {c.get('context_order')} is not {list(CONTEXT_ORDER)}")
-    net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], c['fmap_base'], c['fmap_max'], c['wae_filters'])
+    net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], c['fmap_base'], c['fmap_max'], c['wae_filters'],
+                  c.get('noise_stages', 0), c.get('critic_borders', False))   # older exports: no noise inputs, a plain local critic
     for k, m in net.models.items(): load_weights_checked(m, f/f'{k}.weights.h5')
     return net
 
