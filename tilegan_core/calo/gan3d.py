@@ -72,7 +72,6 @@ class UpsampleConv3D(layers.Layer):
         self.filters, self.kernel_size, self.size = int(filters), tuple(kernel_size), tuple(size)
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.use_bias = True
     def build(self, shape):
         self.kernel = self.add_weight(name='kernel', shape=(*self.kernel_size, shape[-1], self.filters),
                                       initializer=self.kernel_initializer)
@@ -100,7 +99,7 @@ class UpsampleConv3D(layers.Layer):
                          y, # output shape (batch first)
                         ):
         "Forward FLOPs per sample of the folded convolution, bias and activation, as `tilegan_core.flops` counts layers."
-        j = [(s + k - 2) // s + 1 for s, k in zip(self.size, self.kernel_size)]
+        j = [fold_matrix(s, k).shape[1] for s, k in zip(self.size, self.kernel_size)]
         mac = math.prod(x[1:4]) * math.prod(j) * x[-1] * math.prod(self.size) * self.filters
         n_out = math.prod(y[1:])
         act = 0 if self.activation in (None, keras.activations.linear) else n_out
@@ -310,8 +309,9 @@ def training_batches(data, # as for `raw_events`
     "Endless global batches of (ecal**power (N,51,51,25,1), Ep/100, angle, ECAL sum); TFRecord shards are split between workers by file."
     prep = lambda e, en, th: preprocess(e, en, th, power)
     keep = lambda x, ep, ang, esum: esum > min_ecal_sum        # the cut on the raw ECAL sum
-    if not isinstance(data, dict) and _sources(data)[0] == 'tfrecord':
-        return input_pipeline([str(f) for f in _sources(data)[1]], lambda r: prep(*parse_example(r)), global_batch, seed,
+    kind, files = ('dict', None) if isinstance(data, dict) else _sources(data)
+    if kind == 'tfrecord':
+        return input_pipeline([str(f) for f in files], lambda r: prep(*parse_example(r)), global_batch, seed,
                               shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
     return input_pipeline(raw_events(data), prep, global_batch, seed, shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
 
