@@ -45,6 +45,8 @@ def test_custom_loop_and_resume_mid_stage(custom_run):
     done = [r['step'] for r in steps if 'event' not in r]
     assert done == list(range(1, 13)), done                   # nothing repeated, nothing lost
     assert all(np.isfinite(r['d_loss']) for r in steps if 'event' not in r)
+    gan = [r for r in steps if r.get('phase') == 1.0]
+    assert gan and all(r['g_spectral'] > 0 for r in gan)    # the generator's spectral term is on and logged
     assert (out/'models'/'cprogan.json').exists() and (out/'models'/'generator.weights.h5').exists()
 
 

@@ -47,6 +47,7 @@ QUICK = dict(
         eps=1e-8,                     # Adam epsilon
         gp_lambda=10.0,               # WGAN-GP gradient-penalty weight
         drift=1e-3,                   # drift penalty on critic outputs
+        spectral_weight=10.0,         # weight of the generator's log power-spectrum loss against the true tile (0: the paper's losses)
         kimg_stable=3.0,              # thousands of images shown per stable stage (paper: 300)
         kimg_fade=2.0,                # thousands of images shown per fade-in (paper: 1500)
         start_res=4,                  # first resolution of the progressive schedule
@@ -142,6 +143,7 @@ RULES = {
     'sat.test_fraction': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'cprogan.start_res': (lambda v: _pow2(v) and v >= 4, 'a power of two >= 4'),
     'cprogan.beta1': (lambda v: 0 <= v < 1, 'in [0, 1)'),
+    'cprogan.spectral_weight': (lambda v: v >= 0, '>= 0'),
     'cprogan.beta2': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'mosaic.method': (lambda v: v in ('paste', 'blend'), "one of 'paste', 'blend'"),
     'mosaic.overlap': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),

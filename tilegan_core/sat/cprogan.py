@@ -11,17 +11,19 @@ import tensorflow as tf
 import keras
 from keras import ops
 from ..core import InputError, write_json_atomic, set_seed
+from .metrics import radial_bins
 from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, downsample, fade_real,
                                   GrowingDecoder, GrowingEncoder, build_all_stages, Wae, wae_loss, quadrants, all_tiles,
                                   sample_channels, CONTEXT_ORDER, save_weights_atomic, load_weights_checked, pixel_norm, lrelu,
                                   EqConv2D)
 
 # %% auto #0
-__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv',
-           'TileGenerator', 'CProGan', 'encode_context', 'local_critic', 'generate', 'interpolate', 'gradient_penalty',
-           'paste_tile', 'critic_losses', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task',
-           'save_model', 'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples',
-           'evaluate_completions', 'beats_baselines', 'plot_training']
+__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'SPECTRAL_FLOOR', 'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput',
+           'reflect_conv', 'TileGenerator', 'CProGan', 'encode_context', 'context_borders', 'local_critic', 'generate',
+           'interpolate', 'gradient_penalty', 'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra',
+           'spectral_loss', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model',
+           'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions',
+           'beats_baselines', 'plot_training']
 
 # %% ../../nbs/14_sat_cprogan.ipynb #5dd8eb21
 BORDER_ROWS = 2  # rows (columns) of each neighbouring tile's edge that the generator sees
@@ -96,18 +98,12 @@ class TileGenerator(GrowingDecoder):
         for r in self.noise_ress:
             for c in ('a', 'b') if r != self.ress[0] else ('a',): setattr(self, f'noise{r}{c}', NoiseInput(name=f'noise{r}{c}'))
 
-    def _block(self, i, x, skip):
-        border, noise = skip if isinstance(skip, tuple) else (skip, None)
-        r = self.ress[i]
-        if i: x = upsample2(x)
-        if border is not None: x = ops.concatenate([x, ops.cast(border, x.dtype)], -1)
-        for j, c in enumerate(('a', 'b') if i else ('a',)):
-            y = reflect_conv(getattr(self, f'conv{r}{c}'), x)
-            if r in self.noise_ress:
-                nz = ops.zeros_like(y[..., :1]) if noise is None else noise[..., j:j + 1]   # no maps given: no noise
-                y = getattr(self, f'noise{r}{c}')(y, nz)
-            x = pixel_norm(lrelu(y))
-        return x
+    def _conv(self, r, c, j, x, noise):
+        "Reflection-padded convolution, plus its noise input at `noise_ress` (`noise`: the block's maps, or None for none)."
+        y = reflect_conv(getattr(self, f'conv{r}{c}'), x)
+        if r not in self.noise_ress: return y
+        nz = ops.zeros_like(y[..., :1]) if noise is None else noise[..., j:j + 1]
+        return getattr(self, f'noise{r}{c}')(y, nz)
     def get_config(self): return {**super().get_config(), 'noise_ress': self.noise_ress}
 
 # %% ../../nbs/14_sat_cprogan.ipynb #6ee59efa
@@ -156,17 +152,22 @@ def encode_context(net:CProGan, # the networks
     "The three latents concatenated in CONTEXT_ORDER (top-left, top-right, bottom-left): (n, 3 latent_dim)."
     return ops.concatenate([net.wae.encoder(ops.cast(t, 'float32')) for t in context], axis=-1)
 
+def context_borders(context, # (tl, tr, bl) full-resolution image tiles, each (n, T, T, bands)
+                   ):
+    "A function res -> the context's border maps at that resolution, each resolution's computed once."
+    _, tr, bl = context
+    return functools.cache(lambda r: border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r)))
+
 def local_critic(net:CProGan, # the networks
                  tiles, # bottom-right tiles with mask channel (n, r, r, bands + 1) at the stage's resolution r
                  context, # (tl, tr, bl) full-resolution image tiles, each (n, T, T, bands)
                  stage:int, # Python int stage
                  alpha=1.0, # fade-in weight
+                 borders=None, # `context_borders(context)`, to share its maps between calls (None: made here)
                 ):
     "The local critic's scores (n, 1), with the context's border maps beside the tiles if it was built to see them."
     x = ops.cast(tiles, 'float32')
-    if net.critic_borders:
-        r = int(x.shape[1]); _, tr, bl = context
-        x = ops.concatenate([x, border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r))], -1)
+    if net.critic_borders: x = ops.concatenate([x, (borders or context_borders(context))(int(x.shape[1]))], -1)
     return net.critic_local.forward(x, stage, alpha)
 
 def generate(net:CProGan, # the networks
@@ -175,13 +176,14 @@ def generate(net:CProGan, # the networks
              stage:int|None=None, # Python int stage (default: the last)
              alpha=1.0, # fade-in weight
              latents=None, # precomputed `encode_context` output, or None
+             borders=None, # `context_borders(context)`, to share its maps between calls (None: made here)
             ):
     "Generated tiles with mask channel, (n, r, r, bands + 1), at the stage's resolution r (values in about [-1, 1])."
     stage = len(net.ress) - 1 if stage is None else stage
     lat = encode_context(net, context) if latents is None else latents
-    _, tr, bl = context
+    borders = borders or context_borders(context)
     maps = pixel_noise(noise, net.noise_ress) if net.noise_ress else {}
-    skips = lambda r: (border_maps(downsample(ops.cast(tr, 'float32'), r), downsample(ops.cast(bl, 'float32'), r)), maps.get(r))
+    skips = lambda r: (borders(r), maps.get(r))
     return net.generator.forward(ops.concatenate([ops.cast(noise, 'float32'), lat], -1), stage, alpha, skips)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #e48d6842
@@ -221,6 +223,33 @@ def critic_losses(d_real, # (n, 1) critic scores of real inputs
                  ):
     "Per-example WGAN-GP critic loss with drift: (n,)."
     return d_fake[:, 0] - d_real[:, 0] + gp_lambda * gp + drift * ops.square(d_real[:, 0])
+
+# %% ../../nbs/14_sat_cprogan.ipynb #c43b1a54
+SPECTRAL_FLOOR = 1e-6  # power added before the log: a flat tile has none (typical speckle power is ~1e-2)
+
+def radial_average_matrix(r:int, # tile edge, pixels
+                         ):
+    "(r*r, r//2) float32 matrix: a flattened power spectrum times it gives the mean power at radii 1 .. r//2."
+    m = (radial_bins(r)[:, None] == np.arange(1, r // 2 + 1)[None]).astype('float32')
+    return m / m.sum(0)
+
+def log_spectra(x, # tiles (n, r, r, c)
+                floor:float=SPECTRAL_FLOOR, # power floor before the log
+               ):
+    "log10 of the radially averaged power spectra (mean removed) of every tile and channel: (n, c, r//2), differentiable."
+    r = int(x.shape[1])
+    x = tf.transpose(ops.cast(x, 'float32'), [0, 3, 1, 2])
+    x = x - ops.mean(x, axis=(2, 3), keepdims=True)
+    f = tf.signal.fft2d(tf.complex(x, tf.zeros_like(x)))
+    p = (ops.square(tf.math.real(f)) + ops.square(tf.math.imag(f))) / (r * r)
+    p = ops.matmul(ops.reshape(p, (-1, r * r)), radial_average_matrix(r))
+    return ops.reshape(ops.log(p + floor) / math.log(10.0), (-1, int(x.shape[1]), r // 2))
+
+def spectral_loss(fake, # generated image tiles (n, r, r, bands), no mask channel
+                  real, # the true tiles, same shape
+                 ):
+    "Per-example mean |log10 spectrum(fake) - log10 spectrum(real)| over bands and radii: (n,)."
+    return ops.mean(ops.abs(log_spectra(fake) - log_spectra(real)), axis=(1, 2))
 
 # %% ../../nbs/14_sat_cprogan.ipynb #606d8b47
 @keras.saving.register_keras_serializable(package='tilegan')
@@ -352,17 +381,20 @@ def _wae_loss_at(self:CProGanTask, i, tiles, prior, alpha):
     return tuple(self.replica_mean(v) for v in (loss, rec, m))
 
 def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
-    "This replica's share of the critic loss (with GP and Wasserstein estimate) or of the generator loss, at stage `i`."
+    "This replica's share of the critic loss (with GP and Wasserstein estimate) or of the generator loss (with its spectral term), at stage `i`."
     g, net, r = self.cfg.cprogan, self.net, self.ress[i]
     ctx = quadrants(x[..., :-1])[:3]
     comp = fade_real(x, 2 * r, alpha)                              # real composites at this stage
-    fake = generate(net, ctx, noise, i, alpha, lat)                 # (n, r, r, bands + 1)
+    borders = context_borders(ctx)                                  # shared by the generator and the local critic
+    fake = generate(net, ctx, noise, i, alpha, lat, borders)        # (n, r, r, bands + 1)
     if not for_g: fake = tf.stop_gradient(fake)
     comp_fake = paste_tile(comp, fake)
     dg = lambda v: net.critic_global.forward(v, i, alpha)
-    dl = lambda v: local_critic(net, v, ctx, i, alpha)                # conditional on the context's borders
-    if for_g: return (self.average(-0.5 * (dg(comp_fake)[:, 0] + dl(fake)[:, 0])),)
+    dl = lambda v: local_critic(net, v, ctx, i, alpha, borders)       # conditional on the context's borders
     real_tile = quadrants(comp)[3]
+    if for_g:
+        spec = spectral_loss(fake[..., :net.bands], real_tile[..., :net.bands])
+        return self.average(-0.5 * (dg(comp_fake)[:, 0] + dl(fake)[:, 0]) + g.spectral_weight * spec), self.average(spec)
     rg, fg, rl, fl = dg(comp), dg(comp_fake), dl(real_tile), dl(fake)
     gpg, gpl = gradient_penalty(dg, comp, comp_fake, e), gradient_penalty(dl, real_tile, fake, e)
     per = 0.5 * (critic_losses(rg, fg, gpg, g.gp_lambda, g.drift) + critic_losses(rl, fl, gpl, g.gp_lambda, g.drift))
@@ -396,10 +428,10 @@ def _cprogan_train_step(self:CProGanTask, batch):
     dgr, (dl, gp, wd) = _stage_grads(gan_idx, n, o['d'], lambda i: self._gan_loss_at(i, x, lat, z_d, e, alpha, False), dvars, 3)
     o['d'].apply_gradients(zip(dgr, dvars))
     gvars = net.generator.trainable_variables
-    ggr, (gl,) = _stage_grads(gan_idx, n, o['g'], lambda i: self._gan_loss_at(i, x, lat, z_g, e, alpha, True), gvars, 1)
+    ggr, (gl, gs) = _stage_grads(gan_idx, n, o['g'], lambda i: self._gan_loss_at(i, x, lat, z_g, e, alpha, True), gvars, 2)
     o['g'].apply_gradients(zip(ggr, gvars))
     share = lambda v: self.replica_mean(ops.cast(v, 'float32'))
-    return dict(d_loss=dl, g_loss=gl, gp=gp, wdist=wd, wae_loss=wl, wae_rec=wr, wae_mmd=wm,
+    return dict(d_loss=dl, g_loss=gl, g_spectral=gs, gp=gp, wdist=wd, wae_loss=wl, wae_rec=wr, wae_mmd=wm,
                 phase=share(phase), stage=share(stage), alpha=share(alpha))
 
 CProGanTask.train_step = _cprogan_train_step
@@ -519,7 +551,7 @@ def plot_training(run_dir:str|Path, # a run folder
     for ax, (ph, keys) in zip(axs, panels):
         rs = [r for r in recs if (r.get('phase', 0) < 0.5) == (ph == 'wae')]
         for k in keys:
-            if rs: ax.plot([r['step'] for r in rs][len(rs) - len(ma([r[k] for r in rs])):], ma([r[k] for r in rs]), label=k)
+            if rs and k in rs[0]: ax.plot([r['step'] for r in rs][len(rs) - len(ma([r[k] for r in rs])):], ma([r[k] for r in rs]), label=k)
         for s in starts:
             if s['phase'] == ph: ax.axvline(s['step'], color='grey', lw=0.6, ls='--'); ax.text(s['step'], ax.get_ylim()[1], f"{s['res']}px", fontsize=7, va='top')
         ax.set_title(f"{ph.upper()} phase"); ax.set_xlabel('step'); ax.legend(fontsize=7)

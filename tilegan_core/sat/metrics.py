@@ -11,8 +11,9 @@ from ..core import InputError
 
 # %% auto #0
 __all__ = ['DATA_RANGE', 'METRICS', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy', 'interior_energy',
-           'seam_score', 'seam_error', 'histogram_distance', 'radial_spectrum', 'spectral_distance', 'mask_iou',
-           'completion_metrics', 'copy_baseline', 'inpaint_baseline', 'plot_completions', 'plot_metric_bars']
+           'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum', 'spectral_distance',
+           'mask_iou', 'completion_metrics', 'copy_baseline', 'inpaint_baseline', 'plot_completions',
+           'plot_metric_bars', 'mean_log_spectra', 'plot_spectra']
 
 # %% ../../nbs/12_sat_metrics.ipynb #35ea3d55
 def as_batch(x, # an image (H, W, C) or a batch (n, H, W, C)
@@ -113,6 +114,12 @@ def histogram_distance(pred, # generated tiles (n, T, T, C)
     return float(np.mean([0.5 * np.abs(h(a[..., c]) - h(b[..., c])).sum() for a, b in zip(p, t) for c in range(p.shape[3])]))
 
 # %% ../../nbs/12_sat_metrics.ipynb #47ae1817
+def radial_bins(n:int, # image edge, pixels
+               ):
+    "The integer radius of every frequency of an `n x n` FFT, flattened row-major; spectra keep radii 1 .. n//2."
+    f = np.fft.fftfreq(n) * n
+    return np.rint(np.hypot(f[:, None], f[None])).astype(int).ravel()
+
 def radial_spectrum(img, # one image (T, T)
                    ):
     "Radially averaged power spectrum of `img` (mean removed), at integer radii k = 1 .. T//2."
@@ -120,8 +127,7 @@ def radial_spectrum(img, # one image (T, T)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 4: raise InputError(f"radial_spectrum: expected a square image of at least 4 x 4, got {a.shape}")
     n = a.shape[0]
     p = np.abs(np.fft.fft2(a - a.mean())) ** 2 / a.size
-    f = np.fft.fftfreq(n) * n
-    k = np.rint(np.hypot(f[:, None], f[None])).astype(int).ravel()
+    k = radial_bins(n)
     sums, counts = np.bincount(k, p.ravel()), np.bincount(k)
     return sums[1:n // 2 + 1] / counts[1:n // 2 + 1]
 
@@ -225,5 +231,25 @@ def plot_metric_bars(rows:list, # one dict per method: {'method': name, metric: 
     for ax, k in zip(axs[0], metrics):
         ax.bar([r['method'] for r in rows], [r[k] for r in rows], color=['C0', 'C1', 'C2', 'C3'][:len(rows)])
         ax.set_title(k, fontsize=9); ax.tick_params(axis='x', labelrotation=45, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+def mean_log_spectra(tiles, # tiles (n, T, T, C)
+                     floor:float=1e-8, # power floor before the log, as in `spectral_distance`
+                    ):
+    "Mean over samples and channels of the log10 radially averaged power spectra, radii 1 .. T//2."
+    t = as_batch(tiles, 'tiles')
+    return np.mean([np.log10(radial_spectrum(a[..., c]) + floor) for a in t for c in range(t.shape[3])], axis=0)
+
+def plot_spectra(truth, # true tiles (n, T, T, C)
+                 methods:dict, # {name: tiles (n, T, T, C)}
+                ):
+    "Mean log power spectrum by radius of the true tiles and of each method's: where the texture is missing or too much."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    ref = mean_log_spectra(truth); k = np.arange(1, len(ref) + 1)
+    ax.plot(k, ref, 'k--', lw=1.5, label='truth', zorder=5)   # on top: the methods that match it would hide it
+    for name, t in methods.items(): ax.plot(k, mean_log_spectra(t), marker='.', label=name)
+    ax.set_xlabel('radius k (cycles per tile)'); ax.set_ylabel('mean log10 power'); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -177,15 +177,19 @@ class GrowingDecoder(keras.Model):
     def _block(self, i, x, skip):
         r = self.ress[i]
         if i: x = upsample2(x)
-        if skip is not None: x = ops.concatenate([x, ops.cast(skip, x.dtype)], -1)
-        for c in ('a', 'b') if i else ('a',): x = pixel_norm(lrelu(getattr(self, f'conv{r}{c}')(x)))
+        features, extra = skip if isinstance(skip, tuple) else (skip, None)
+        if features is not None: x = ops.concatenate([x, ops.cast(features, x.dtype)], -1)
+        for j, c in enumerate(('a', 'b') if i else ('a',)): x = pixel_norm(lrelu(self._conv(r, c, j, x, extra)))
         return x
+    def _conv(self, r, c, j, x, extra):
+        "Convolution `c` ('a' or 'b', the j-th) of the block at resolution `r`; `extra` is what a subclass gets beside the skip features."
+        return getattr(self, f'conv{r}{c}')(x)
     def _rgb(self, i, x): return getattr(self, f'to_rgb{self.ress[i]}')(x)
 
     def forward(self, z, # input vectors (n, in_dim)
                 stage:int, # Python int: the stage to run
                 alpha=1.0, # fade-in weight of the stage's newest block
-                skips=None, # function res -> skip features (n, res, res, skip_ch), or None
+                skips=None, # function res -> skip features (n, res, res, skip_ch), a (features, extra) pair for `_conv`, or None
                ):
         "Images at `self.ress[stage]`."
         r0 = self.ress[0]
