@@ -582,6 +582,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'tilegan_core/sat/metrics.py'),
                                           'tilegan_core.sat.metrics.interior_energy': ( 'sat_metrics.html#interior_energy',
                                                                                         'tilegan_core/sat/metrics.py'),
+                                          'tilegan_core.sat.metrics.log_radial_spectra': ( 'sat_metrics.html#log_radial_spectra',
+                                                                                           'tilegan_core/sat/metrics.py'),
                                           'tilegan_core.sat.metrics.mask_iou': ('sat_metrics.html#mask_iou', 'tilegan_core/sat/metrics.py'),
                                           'tilegan_core.sat.metrics.mean_log_spectra': ( 'sat_metrics.html#mean_log_spectra',
                                                                                          'tilegan_core/sat/metrics.py'),

@@ -98,11 +98,12 @@ class TileGenerator(GrowingDecoder):
         for r in self.noise_ress:
             for c in ('a', 'b') if r != self.ress[0] else ('a',): setattr(self, f'noise{r}{c}', NoiseInput(name=f'noise{r}{c}'))
 
-    def _conv(self, r, c, j, x, noise):
-        "Reflection-padded convolution, plus its noise input at `noise_ress` (`noise`: the block's maps, or None for none)."
+    def _conv(self, r, c, x, noise):
+        "Reflection-padded convolution, plus its noise input at `noise_ress` (`noise`: the block's maps, one per convolution, or None)."
         y = reflect_conv(getattr(self, f'conv{r}{c}'), x)
         if r not in self.noise_ress: return y
-        nz = ops.zeros_like(y[..., :1]) if noise is None else noise[..., j:j + 1]
+        j = 'ab'.index(c)
+        nz = ops.zeros_like(y[..., :1]) if noise is None else noise[..., j:j + 1]   # no maps: zero noise, the layer still built
         return getattr(self, f'noise{r}{c}')(y, nz)
     def get_config(self): return {**super().get_config(), 'noise_ress': self.noise_ress}
 

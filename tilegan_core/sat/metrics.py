@@ -11,9 +11,9 @@ from ..core import InputError
 
 # %% auto #0
 __all__ = ['DATA_RANGE', 'METRICS', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy', 'interior_energy',
-           'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum', 'spectral_distance',
-           'mask_iou', 'completion_metrics', 'copy_baseline', 'inpaint_baseline', 'plot_completions',
-           'plot_metric_bars', 'mean_log_spectra', 'plot_spectra']
+           'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum', 'log_radial_spectra',
+           'spectral_distance', 'mask_iou', 'completion_metrics', 'copy_baseline', 'inpaint_baseline',
+           'plot_completions', 'plot_metric_bars', 'mean_log_spectra', 'plot_spectra']
 
 # %% ../../nbs/12_sat_metrics.ipynb #35ea3d55
 def as_batch(x, # an image (H, W, C) or a batch (n, H, W, C)
@@ -131,14 +131,20 @@ def radial_spectrum(img, # one image (T, T)
     sums, counts = np.bincount(k, p.ravel()), np.bincount(k)
     return sums[1:n // 2 + 1] / counts[1:n // 2 + 1]
 
+def log_radial_spectra(tiles, # tiles (n, T, T, C)
+                       floor:float=1e-8, # power floor before the log (a constant tile has none)
+                      ):
+    "log10 radially averaged power spectra of every tile and channel: (n, C, T//2)."
+    t = as_batch(tiles, 'tiles')
+    return np.array([[np.log10(radial_spectrum(a[..., c]) + floor) for c in range(t.shape[3])] for a in t])
+
 def spectral_distance(pred, # generated tiles (n, T, T, C)
                       true, # true tiles, same shape
                       floor:float=1e-8, # power floor before the log (a constant tile has none)
                      ):
     "Mean absolute difference of log10 radially averaged power spectra, per sample and channel."
     p, t = as_batch(pred, 'pred'), as_batch(true, 'true'); _same(p, t, 'pred', 'true')
-    lg = lambda im: np.log10(radial_spectrum(im) + floor)
-    return float(np.mean([np.abs(lg(a[..., c]) - lg(b[..., c])).mean() for a, b in zip(p, t) for c in range(p.shape[3])]))
+    return float(np.abs(log_radial_spectra(p, floor) - log_radial_spectra(t, floor)).mean())
 
 # %% ../../nbs/12_sat_metrics.ipynb #fb633456
 def mask_iou(pred, # generated masks (n, T, T, 1), water probability or fraction in [0, 1]
@@ -235,11 +241,9 @@ def plot_metric_bars(rows:list, # one dict per method: {'method': name, metric: 
     return fig
 
 def mean_log_spectra(tiles, # tiles (n, T, T, C)
-                     floor:float=1e-8, # power floor before the log, as in `spectral_distance`
                     ):
     "Mean over samples and channels of the log10 radially averaged power spectra, radii 1 .. T//2."
-    t = as_batch(tiles, 'tiles')
-    return np.mean([np.log10(radial_spectrum(a[..., c]) + floor) for a in t for c in range(t.shape[3])], axis=0)
+    return log_radial_spectra(tiles).mean(axis=(0, 1))
 
 def plot_spectra(truth, # true tiles (n, T, T, C)
                  methods:dict, # {name: tiles (n, T, T, C)}

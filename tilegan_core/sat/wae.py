@@ -179,10 +179,10 @@ class GrowingDecoder(keras.Model):
         if i: x = upsample2(x)
         features, extra = skip if isinstance(skip, tuple) else (skip, None)
         if features is not None: x = ops.concatenate([x, ops.cast(features, x.dtype)], -1)
-        for j, c in enumerate(('a', 'b') if i else ('a',)): x = pixel_norm(lrelu(self._conv(r, c, j, x, extra)))
+        for c in ('a', 'b') if i else ('a',): x = pixel_norm(lrelu(self._conv(r, c, x, extra)))
         return x
-    def _conv(self, r, c, j, x, extra):
-        "Convolution `c` ('a' or 'b', the j-th) of the block at resolution `r`; `extra` is what a subclass gets beside the skip features."
+    def _conv(self, r, c, x, extra):
+        "Convolution `c` ('a' or 'b') of the block at resolution `r`; `extra` is what a subclass gets beside the skip features."
         return getattr(self, f'conv{r}{c}')(x)
     def _rgb(self, i, x): return getattr(self, f'to_rgb{self.ress[i]}')(x)
 
