@@ -87,6 +87,9 @@ QUICK = dict(
         label_flip=0.05,              # probability of flipping a real/fake label
         epochs=0.1,                   # training epochs, fractions allowed (paper: 60-120); quick: 50 steps, about 2 min on 2 CPU cores
         eval_events=200,              # test showers generated and compared with the MC in validation
+        prior='mean',                 # 'mean': the generator corrects the mean training shower for its Ep and angle; 'none': the published generator
+        prior_grid=[6, 13],           # Ep and angle nodes of the mean-shower table
+        eval_showers=128,             # showers scored at every checkpoint to keep the best generator (0: no selection)
     ),
     train=dict(
         loop='custom',                # 'builtin' (Keras fit) or 'custom' (strategy.run loop)
@@ -118,7 +121,7 @@ def _paper():
     p['flood'].update(filters=64, depth=4, epochs=50, batch_size=16, seeds=[0, 1, 2, 3, 4],
                       real_fractions=[0.05, 0.1, 0.25, 0.5, 1.0])
     p['calo'].update(events=124987, test_events=12340)
-    p['gan3d'].update(width=1.0, batch_size=64, epochs=60.0, eval_events=12340)
+    p['gan3d'].update(width=1.0, batch_size=64, epochs=60.0, eval_events=12340, prior='none', eval_showers=1000)
     p['train'].update(checkpoint_every=1000)
     p['bench'].update(steps=50, warmup=10, replicas=[1, 2, 4, 8], matmul_size=4096)
     return p
@@ -155,6 +158,9 @@ RULES = {
     'gan3d.latent_dim': (lambda v: v > 2, '> 2 (two entries carry Ep and the angle)'),
     'gan3d.loss_weights': (lambda v: len(v) == 4 and all(w >= 0 for w in v), 'four non-negative weights'),
     'gan3d.label_flip': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),
+    'gan3d.prior': (lambda v: v in ('none', 'mean'), "one of 'none', 'mean'"),
+    'gan3d.prior_grid': (lambda v: len(v) == 2 and min(v) >= 2, '[Ep nodes, angle nodes], each >= 2'),
+    'gan3d.eval_showers': (lambda v: v >= 0, '>= 0 (0: no checkpoint selection)'),
     'train.loop': (lambda v: v in ('builtin', 'custom'), "one of 'builtin', 'custom'"),
     'train.strategy': (lambda v: v in ('default', 'mirrored', 'multiworker', 'tpu'),
                        "one of 'default', 'mirrored', 'multiworker', 'tpu'"),

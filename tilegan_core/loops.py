@@ -101,6 +101,11 @@ class GanTask:
     def train_step(self, batch):
         "One replica's update on its slice of the batch; returns {name: this replica's share of a global scalar} (override)."
         raise NotImplementedError
+    def on_checkpoint(self, step:int, # the step just checkpointed
+                      run_dir, # the run folder
+                     ):
+        "Called on the chief after every checkpoint, e.g. to score the models and keep the best (override); returns a dict or None."
+        return None
 
 # %% ../nbs/21_loops.ipynb #79a3d676
 def _add_model(self:GanTask, name:str, # key in `self.models` (also the exported file name)
@@ -446,6 +451,7 @@ def train_custom(task:GanTask, # the GAN to train
             if s % every == 0 or s == steps:
                 _check_finite(task, s, {}, last_ckpt, run_dir/'checkpoints', weights=True)
                 mgr.save(checkpoint_number=s); last_ckpt = s
+                if chief: task.on_checkpoint(s, run_dir)
                 if not chief: shutil.rmtree(mgr.directory, ignore_errors=True)
                 log.event(event='checkpoint', step=s)
     finally: log.close()
@@ -484,6 +490,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
             tmp = d/'.partial.weights.h5'
             self.model.save_weights(str(tmp), overwrite=True); os.replace(tmp, self._weights_path)
             write_json_atomic(dict(step=step), self._training_metadata_path)
+            self.task.on_checkpoint(step, Path(self.backup_dir).parent)
         self.last = step
         if self.log: self.log.event(event='checkpoint', step=step)
 

@@ -5,6 +5,7 @@
 # %% ../../nbs/32_calo_gan3d.ipynb #12530caf
 from __future__ import annotations
 import math, json
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
@@ -14,13 +15,18 @@ from ..core import InputError, set_seed
 from .data import (ECAL_SHAPE, ENERGY_SCALE, parse_example, preprocess, postprocess, read_calo_h5,
                                     _open_h5)
 from ..distribute import global_batch, scaled_lr
+from fastcore.basics import patch
+from ..core import write_json_atomic
 from ..loops import GanTask, input_pipeline, read_steps, tfrecord_files
+from .physics import compare
 
 # %% auto #0
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'TILT_AXIS', 'DISC_CONVS', 'HEADS', 'conv_shape',
-           'generator_shapes', 'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'barycentre_angle',
-           'EcalSum', 'EcalAngle', 'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events',
-           'training_batches', 'Gan3DTask', 'build_task', 'generate', 'load_generator', 'step_arrays', 'plot_losses']
+           'generator_shapes', 'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights',
+           'mean_shower_table', 'ShowerPrior', 'PriorSpec', 'barycentre_angle', 'EcalSum', 'EcalAngle',
+           'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events', 'training_batches',
+           'Gan3DTask', 'build_task', 'prior_spec', 'reference_showers', 'physics_curve', 'run_generator', 'generate',
+           'load_generator', 'step_arrays', 'plot_losses']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -119,6 +125,7 @@ def channels(n:int, # published channel count
 def build_generator(latent_dim:int=256, # Ep/100, angle and latent_dim-2 Gaussian values
                     width:float=1.0, # multiplier of the published channel counts
                     fused:bool=True, # upsampling and first convolution as one `UpsampleConv3D` (False: the reference's two layers)
+                    prior:layers.Layer|None=None, # a `ShowerPrior`: the image becomes relu(prior + correction), the correction starting at 0
                    ):
     "The 3DGAN generator: latent (N, latent_dim) -> shower (N, 51, 51, 25, 1) in the power-transformed space."
     z = keras.Input((latent_dim,), name='latent')
@@ -134,10 +141,83 @@ def build_generator(latent_dim:int=256, # Ep/100, angle and latent_dim-2 Gaussia
             x = layers.BatchNormalization(epsilon=1e-6, synchronized=True, name='bn0')(x)
             continue
         if i == last:
-            x = layers.Conv3D(1, k, kernel_initializer='glorot_normal', name='image_conv')(x)
+            x = layers.Conv3D(1, k, kernel_initializer='zeros' if prior is not None else 'glorot_normal', name='image_conv')(x)
+            if prior is not None: x = layers.Add(name='with_prior')([x, prior(z)])
             return keras.Model(z, layers.Activation('relu', dtype='float32', name='image')(x), name='generator')
         x = layers.Conv3D(channels(f, width), k, activation='relu', kernel_initializer='he_uniform', name=f'conv{i}')(x)
         if i < last - 1: x = layers.BatchNormalization(epsilon=1e-6, synchronized=True, name=f'bn{i}')(x)
+
+# %% ../../nbs/32_calo_gan3d.ipynb #e182d453
+def grid_weights(energy, # primary energies, GeV (N,)
+                 angle, # angles, radians (N,)
+                 grid:tuple, # nodes along Ep and along the angle, each >= 2
+                 energy_range:tuple, # (low, high) GeV spanned by the Ep nodes
+                 angle_range:tuple, # (low, high) radians spanned by the angle nodes
+                ):
+    "Bilinear weights (N, ne*na) of each (Ep, angle) on the grid nodes; values outside the ranges clamp to the edge."
+    def axis(v, lo, hi, n):
+        f = ops.clip((ops.cast(v, 'float32') - lo) / (hi - lo) * (n - 1), 0.0, n - 1.0)
+        i = ops.minimum(ops.floor(f), n - 2.0)
+        d = (f - i)[:, None]
+        i = ops.cast(i, 'int32')
+        return ops.one_hot(i, n) * (1 - d) + ops.one_hot(i + 1, n) * d
+    we = axis(ops.reshape(energy, (-1,)), *energy_range, grid[0])
+    wa = axis(ops.reshape(angle, (-1,)), *angle_range, grid[1])
+    return ops.reshape(we[:, :, None] * wa[:, None, :], (-1, grid[0] * grid[1]))
+
+def mean_shower_table(events, # iterable of (ecal (n,51,51,25) file units, Ep GeV (n,), angle rad (n,)) chunks
+                      grid:tuple, # nodes along Ep and along the angle
+                      energy_range:tuple, # (low, high) GeV
+                      angle_range:tuple, # (low, high) radians
+                      power:float=0.85, # exponent of the cell energies (`calo.power`)
+                      min_ecal_sum:float=10.0, # showers with a smaller ECAL sum (file units) are left out, as in training
+                      max_events:int=20000, # stop after this many showers
+                     ):
+    "The mean transformed shower at each grid node, (ne*na, 51*51*25) float32, and the showers used."
+    k = grid[0] * grid[1]
+    acc, wsum, n = np.zeros((k, math.prod(ECAL_SHAPE))), np.zeros(k), 0
+    for ecal, ep, ang in events:
+        ecal = np.asarray(ecal, np.float32)
+        keep = ecal.reshape(len(ecal), -1).sum(1) > min_ecal_sum
+        ecal, ep, ang = ecal[keep][:max_events - n], np.asarray(ep)[keep][:max_events - n], np.asarray(ang)[keep][:max_events - n]
+        w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range)).astype(np.float64)
+        acc += w.T @ np.power(ecal, power).reshape(len(ecal), -1)
+        wsum += w.sum(0); n += len(ecal)
+        if n >= max_events: break
+    if n == 0: raise InputError("mean_shower_table: no shower passed the ECAL-sum cut; check the data and calo.min_ecal_sum")
+    empty = wsum < 1e-6
+    table = acc / np.where(empty, 1.0, wsum)[:, None]
+    table[empty] = acc.sum(0) / wsum.sum()   # a node no shower reaches gets the overall mean
+    return table.astype(np.float32), n
+
+@keras.saving.register_keras_serializable('tilegan')
+class ShowerPrior(layers.Layer):
+    "The mean transformed shower for the latent's (Ep/100, angle), interpolated on a grid: (N, d) -> (N, 51, 51, 25, 1)."
+    def __init__(self, grid:tuple=(6, 13), # nodes along Ep and along the angle
+                 energy_range:tuple=(100.0, 200.0), # GeV spanned by the Ep nodes
+                 angle_range:tuple=(math.radians(60), math.radians(120)), # radians spanned by the angle nodes
+                 **kwargs): # Keras layer options (name, dtype)
+        super().__init__(**kwargs)
+        self.grid, self.energy_range, self.angle_range = tuple(grid), tuple(energy_range), tuple(angle_range)
+        if min(self.grid) < 2: raise InputError(f"gan3d.prior_grid={list(self.grid)}: need at least 2 nodes along Ep and along the angle")
+    def build(self, shape):
+        self.table = self.add_weight(name='table', shape=(math.prod(self.grid), math.prod(ECAL_SHAPE)),
+                                     initializer='zeros', trainable=False)
+    def call(self, z):
+        w = grid_weights(z[:, 0] * ENERGY_SCALE, z[:, 1], self.grid, self.energy_range, self.angle_range)
+        return ops.reshape(ops.matmul(ops.cast(w, self.compute_dtype), ops.cast(self.table, self.compute_dtype)), (-1, *ECAL_SHAPE, 1))
+    def compute_output_shape(self, shape): return (shape[0], *ECAL_SHAPE, 1)
+    def get_config(self):
+        return {**super().get_config(), 'grid': self.grid, 'energy_range': self.energy_range, 'angle_range': self.angle_range}
+
+@dataclass
+class PriorSpec:
+    "What a `ShowerPrior` needs: its grid, the ranges the nodes span, and the table from `mean_shower_table`."
+    grid: tuple            # nodes along Ep and along the angle
+    energy_range: tuple    # (low, high) GeV
+    angle_range: tuple     # (low, high) radians
+    table: np.ndarray      # (ne*na, 51*51*25) mean transformed showers
+    events: int = 0        # showers the table was estimated from
 
 # %% ../../nbs/32_calo_gan3d.ipynb #917b15d9
 TILT_AXIS = 0  # the axis our MC tilts showers along (x; the 3DGAN's Geant4 files tilt along y: use 1)
@@ -331,13 +411,17 @@ class Gan3DTask(GanTask):
                  label_flip:float=0.05, # probability of flipping a real/fake label (`gan3d.label_flip`)
                  power:float=0.85, # exponent of the cell energies (`calo.power`)
                  min_ecal_sum:float=10.0, # event cut on the ECAL sum (`calo.min_ecal_sum`)
+                 prior:PriorSpec|None=None, # the mean-shower prior of the generator (`gan3d.prior`), or None for the published model
+                 eval_showers:int=0, # showers scored at every checkpoint to pick the best generator (0: no selection)
                 ):
         super().__init__(strategy, global_batch, steps, seed)
         self.data, self.latent_dim, self.loss_weights = data, latent_dim, [float(w) for w in loss_weights]
-        self.label_flip, self.power, self.min_ecal_sum = label_flip, power, min_ecal_sum
+        self.label_flip, self.power, self.min_ecal_sum, self.eval_showers = label_flip, power, min_ecal_sum, eval_showers
         set_seed(seed)
         with self.scope():
-            g = self.add_model('generator', build_generator(latent_dim, width))
+            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, name='prior')
+            g = self.add_model('generator', build_generator(latent_dim, width, prior=layer))
+            if layer is not None: layer.table.assign(prior.table)
             d = self.add_model('discriminator', build_discriminator(width, power))
             self.add_optimizer('g', keras.optimizers.RMSprop(lr), g)
             self.add_optimizer('d', keras.optimizers.RMSprop(lr), d)
@@ -405,8 +489,80 @@ def build_task(cfg, # the loaded profile
     n = count_events(data) or cfg.calo.events   # TFRecords: the profile's event count
     steps = max(1, math.ceil(g.epochs * n / gb))
     lr = scaled_lr(g.lr, strategy.num_replicas_in_sync, cfg.train.lr_scaling)
+    c = cfg.calo
+    prior = prior_spec(data, g.prior_grid, c.energy_range, c.angle_range, c.power, c.min_ecal_sum) if g.prior == 'mean' else None
     return Gan3DTask(strategy, gb, data, steps, cfg.seed, g.latent_dim, g.width, lr, g.loss_weights,
-                     g.label_flip, cfg.calo.power, cfg.calo.min_ecal_sum)
+                     g.label_flip, c.power, c.min_ecal_sum, prior, g.eval_showers)
+
+# %% ../../nbs/32_calo_gan3d.ipynb #f309c75f
+def prior_spec(data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
+               grid:tuple, # nodes along Ep and along the angle (`gan3d.prior_grid`)
+               energy_range:tuple, # (low, high) GeV (`calo.energy_range`)
+               angle_range:tuple, # (low, high) degrees (`calo.angle_range`)
+               power:float=0.85, # exponent of the cell energies (`calo.power`)
+               min_ecal_sum:float=10.0, # event cut (`calo.min_ecal_sum`)
+               max_events:int=20000, # showers averaged at most
+              ):
+    "The mean-shower prior of `data`, estimated in one streaming pass."
+    chunks = ((e.numpy(), ep.numpy(), a.numpy()) for e, ep, a in raw_events(data).batch(256))
+    rad = tuple(math.radians(a) for a in angle_range)
+    table, n = mean_shower_table(chunks, grid, energy_range, rad, power, min_ecal_sum, max_events)
+    return PriorSpec(tuple(grid), tuple(energy_range), rad, table, n)
+
+def reference_showers(data, # as for `raw_events`
+                      n:int, # showers wanted
+                      min_ecal_sum:float=10.0, # the training cut
+                     ):
+    "The first `n` showers of `data` that pass the cut, as a shower dict (`ecal` file units, `energy` GeV, `theta` rad)."
+    out = {'ecal': [], 'energy': [], 'theta': []}; got = 0
+    for e, ep, a in raw_events(data).batch(256):
+        e = e.numpy(); keep = e.reshape(len(e), -1).sum(1) > min_ecal_sum
+        for k, v in zip(out, (e, ep.numpy(), a.numpy())): out[k].append(v[keep][:n - got])
+        got += int(min(keep.sum(), n - (got)))
+        if got >= n: break
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+def _read_json(path):
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else None
+
+@patch
+def on_checkpoint(self:Gan3DTask, step:int, # the step just checkpointed
+                  run_dir, # the run folder
+                 ):
+    "Score the generator against the reference showers; log to physics.jsonl, export to models/best when it improves."
+    if not self.eval_showers: return None
+    if getattr(self, 'reference', None) is None: self.reference = reference_showers(self.data, self.eval_showers, self.min_ecal_sum)
+    ref, run_dir = self.reference, Path(run_dir)
+    fake = dict(ecal=generate(self.models['generator'], ref['energy'], ref['theta'], seed=self.seed, power=self.power),
+                energy=ref['energy'], theta=ref['theta'])
+    m, _ = compare(ref, fake, figures=False, epochs=30, seed=self.seed)
+    rec = dict(step=int(step), separation_power_mean=m['separation_power_mean'], classifier_auc=m['classifier_auc'],
+               separation_power=m['separation_power'], showers=len(ref['ecal']))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir/'physics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+    best = _read_json(run_dir/'models'/'best'/'best.json')
+    if best is None or rec['separation_power_mean'] < best['separation_power_mean']:
+        self.export(run_dir/'models'/'best')
+        write_json_atomic(rec, run_dir/'models'/'best'/'best.json')
+    return rec
+
+def physics_curve(run_dir:str|Path, # a training run folder
+                 ):
+    "The checkpoint scores of a run, ordered by step (the last record of a step wins, as after a resume)."
+    f = Path(run_dir)/'physics.jsonl'
+    if not f.exists(): raise InputError(f"{f}: no physics scores; train with gan3d.eval_showers > 0")
+    recs = {r['step']: r for r in map(json.loads, f.read_text().splitlines())}
+    return [recs[k] for k in sorted(recs)]
+
+def run_generator(run_dir:str|Path, # a training run folder
+                  checkpoint:str='best', # 'best' (lowest mean separation power at a checkpoint) or 'last'
+                 ):
+    "The path of a run's generator: the best by physics (falls back to the last when none was scored) or the last."
+    if checkpoint not in ('best', 'last'): raise InputError(f"checkpoint {checkpoint!r}: choose 'best' or 'last'")
+    run_dir = Path(run_dir)
+    best = run_dir/'models'/'best'/'generator.keras'
+    return best if checkpoint == 'best' and best.exists() else run_dir/'models'/'generator.keras'
 
 # %% ../../nbs/32_calo_gan3d.ipynb #9979b339
 def generate(model, # a 3DGAN generator (`build_generator` or `load_generator`)
