@@ -76,7 +76,8 @@ QUICK = dict(
         energy_range=[100.0, 200.0],  # primary energy range, GeV
         angle_range=[60.0, 120.0],    # angle of incidence range, degrees
         power=0.85,                   # cell energies raised to this power before training
-        min_ecal_sum=10.0,            # drop events with a smaller ECAL sum (GeV)
+        min_ecal_sum=10.0,            # drop events with a smaller ECAL sum, in file units (calo.data.FILE_UNIT; the reference's cut)
+        angle='mtheta',               # the angle the GAN is conditioned on: 'mtheta' (measured, paper B), 'theta' (true) or 'eta'
     ),
     gan3d=dict(
         latent_dim=256,               # latent = Ep/100, angle and latent_dim-2 Gaussian values
@@ -155,6 +156,7 @@ RULES = {
     'calo.energy_range': (lambda v: len(v) == 2 and 0 < v[0] < v[1], '[low, high] GeV with 0 < low < high'),
     'calo.angle_range': (lambda v: len(v) == 2 and 0 < v[0] < v[1] < 180, '[low, high] degrees within (0, 180)'),
     'calo.power': (lambda v: 0 < v <= 1, 'in (0, 1]'),
+    'calo.angle': (lambda v: v in ('mtheta', 'theta', 'eta'), "one of 'mtheta', 'theta', 'eta'"),
     'gan3d.latent_dim': (lambda v: v > 2, '> 2 (two entries carry Ep and the angle)'),
     'gan3d.loss_weights': (lambda v: len(v) == 4 and all(w >= 0 for w in v), 'four non-negative weights'),
     'gan3d.label_flip': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),

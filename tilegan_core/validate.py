@@ -32,8 +32,8 @@ def validate_flood(run:str, # a `sat` run folder with an exported GAN, or 'copy'
     return flood.flood_validation(run, str(data), cfg.flood, seed, say)
 
 def validate_calo(run:str, # a calorimeter run folder (holding generated.h5), or ''
-                  reference:str|None, # reference showers, 3DGAN HDF5
-                  candidate:str|None=None, # generated showers, 3DGAN HDF5 (default RUN/generated.h5)
+                  reference:str|None, # reference showers, HDF5 (CLIC layout, or the reference code's ECAL/Target/Angle)
+                  candidate:str|None=None, # generated showers, HDF5 as the reference (default RUN/generated.h5)
                   seed:int=0, # classifier seed
                  ):
     "Physics metrics of generated showers against the reference (via `calo.physics.compare`)."
@@ -43,8 +43,12 @@ def validate_calo(run:str, # a calorimeter run folder (holding generated.h5), or
     cand = Path(candidate) if candidate else Path(run)/'generated.h5'
     for p, what in ((Path(reference), '--reference'), (cand, '--candidate')):
         if not p.exists(): raise InputError(f"{what} {p}: no such file; pass a 3DGAN HDF5 file" + (" (or put generated.h5 in the run)" if what == '--candidate' else ''))
-    m = physics.compare(str(reference), str(cand), seed=seed, figures=False)
-    return m[0] if isinstance(m, tuple) else m
+    from tilegan_core.calo.data import h5_layout, read_calo_h5
+    files = dict(reference=str(reference), candidate=str(cand))
+    lay = {k: h5_layout(p, 'theta') for k, p in files.items()}            # refuses other layouts before any work
+    m = physics.compare(*(read_calo_h5(p, angle='theta') for p in files.values()), seed=seed, figures=False)
+    m = m[0] if isinstance(m, tuple) else m
+    return dict(m, layouts={k: dict(layout=l['layout'], angle=l['angle_key'], events=l['events']) for k, l in lay.items()})
 
 # %% ../nbs/17_validate.ipynb #bf0e390a
 VALIDATIONS = ('flood', 'calo')

@@ -12,21 +12,20 @@ import tensorflow as tf
 import keras
 from keras import layers, ops
 from ..core import InputError, set_seed
-from .data import (ECAL_SHAPE, ENERGY_SCALE, parse_example, preprocess, postprocess, read_calo_h5,
-                                    _open_h5)
+from .data import (ECAL_SHAPE, ENERGY_SCALE, postprocess, TILT_AXIS, _undo_power, barycentre_angle,
+                                    calo_source, count_events, raw_events, training_batches)
 from ..distribute import global_batch, scaled_lr
 from fastcore.basics import patch
 from ..core import write_json_atomic
-from ..loops import GanTask, input_pipeline, read_steps, tfrecord_files
+from ..loops import GanTask, read_steps
 from .physics import compare
 
 # %% auto #0
-__all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'TILT_AXIS', 'DISC_CONVS', 'HEADS', 'conv_shape',
-           'generator_shapes', 'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights',
-           'mean_shower_table', 'ShowerPrior', 'PriorSpec', 'barycentre_angle', 'EcalSum', 'EcalAngle',
-           'build_discriminator', 'loss_terms', 'weighted_loss', 'count_events', 'raw_events', 'training_batches',
-           'Gan3DTask', 'build_task', 'prior_spec', 'reference_showers', 'physics_curve', 'run_generator', 'generate',
-           'load_generator', 'step_arrays', 'plot_losses']
+__all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'DISC_CONVS', 'HEADS', 'conv_shape', 'generator_shapes',
+           'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights', 'mean_shower_table',
+           'ShowerPrior', 'PriorSpec', 'prior_spec', 'EcalSum', 'EcalAngle', 'build_discriminator', 'loss_terms',
+           'weighted_loss', 'Gan3DTask', 'build_task', 'reference_showers', 'physics_curve', 'run_generator',
+           'generate', 'load_generator', 'step_arrays', 'plot_losses']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -219,40 +218,19 @@ class PriorSpec:
     table: np.ndarray      # (ne*na, 51*51*25) mean transformed showers
     events: int = 0        # showers the table was estimated from
 
-# %% ../../nbs/32_calo_gan3d.ipynb #917b15d9
-TILT_AXIS = 0  # the axis our MC tilts showers along (x; the 3DGAN's Geant4 files tilt along y: use 1)
-
-def _undo_power(x, power):
-    "Cell energies in file units from a transformed shower (N, X, Y, Z, 1) -> (N, X, Y, Z), float32."
-    x = ops.maximum(ops.cast(x, 'float32')[..., 0], 0.0)
-    return ops.power(x, 1.0 / power)
-
-def _safe_div(a, b):
-    "a / b where b > 0, else 0, with finite gradients."
-    ok = b > 0
-    return ops.where(ok, a / ops.where(ok, b, 1.0), 0.0)
-
-def barycentre_angle(e, # cell energies (N, X, Y, Z)
-                     axis:int=TILT_AXIS, # 0: tilt in the x-z plane, 1: in the y-z plane
-                    ):
-    "Incidence angle (radians, N) from the layer barycentres; pi/2 for an empty shower."
-    e = ops.cast(e, 'float32')
-    ea = ops.sum(e, axis=2 - axis)                      # (N, A, Z): energy per tilt coordinate and layer
-    eb = ops.sum(e, axis=1 + axis)                      # (N, B, Z)
-    ia = ops.arange(ea.shape[1], dtype='float32') + 0.5
-    ib = ops.arange(eb.shape[1], dtype='float32') + 0.5
-    iz = ops.arange(ea.shape[2], dtype='float32') + 0.5
-    el = ops.sum(ea, axis=1)                            # (N, Z): energy per layer
-    tot = ops.sum(el, axis=1, keepdims=True)            # (N, 1)
-    a_l = _safe_div(ops.sum(ea * ia[None, :, None], axis=1), el)
-    b_l = _safe_div(ops.sum(eb * ib[None, :, None], axis=1), el)
-    a0, b0 = _safe_div(ops.sum(el * a_l, 1, keepdims=True), tot), _safe_div(ops.sum(el * b_l, 1, keepdims=True), tot)
-    z0 = _safe_div(ops.sum(el * iz[None], 1, keepdims=True), tot)
-    dz = iz[None] - z0
-    m = ops.sign(dz) * (a_l - a0) / ops.sqrt(ops.maximum((b_l - b0) ** 2 + dz ** 2, 1e-7))
-    w = ops.where((el > 0) & (ops.abs(dz) > 1e-3), iz[None], 0.0)  # a layer at the barycentre has no slope
-    ang = _safe_div(ops.sum((math.pi / 2 - ops.arctan(m)) * w, axis=1), ops.sum(w, axis=1))
-    return ops.where(tot[:, 0] > 0, ang, math.pi / 2)
+def prior_spec(data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
+               grid:tuple, # nodes along Ep and along the angle (`gan3d.prior_grid`)
+               energy_range:tuple, # (low, high) GeV (`calo.energy_range`)
+               angle_range:tuple, # (low, high) degrees (`calo.angle_range`)
+               power:float=0.85, # exponent of the cell energies (`calo.power`)
+               min_ecal_sum:float=10.0, # event cut (`calo.min_ecal_sum`)
+               max_events:int=20000, # showers averaged at most
+              ):
+    "The mean-shower prior of `data`, estimated in one streaming pass."
+    chunks = ((e.numpy(), ep.numpy(), a.numpy()) for e, ep, a in raw_events(data).batch(256))
+    rad = tuple(math.radians(a) for a in angle_range)
+    table, n = mean_shower_table(chunks, grid, energy_range, rad, power, min_ecal_sum, max_events)
+    return PriorSpec(tuple(grid), tuple(energy_range), rad, table, n)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #d4a48740
 @keras.saving.register_keras_serializable('tilegan')
@@ -325,75 +303,6 @@ def weighted_loss(terms, # per-example losses (N, 4)
                  ):
     "Per-example total loss (N,): the weighted sum of the four terms."
     return ops.sum(terms * ops.convert_to_tensor(np.asarray(weights, 'float32'))[None], axis=1)
-
-# %% ../../nbs/32_calo_gan3d.ipynb #34ffff82
-def _sources(data):
-    "('h5' | 'tfrecord', [files]) for a file, a folder or a list of either."
-    items = data if isinstance(data, (list, tuple)) else [data]
-    files = []
-    for s in items:
-        p = Path(s)
-        if p.is_dir(): files += sorted(p.glob('*.h5')) + sorted(p.glob('*.hdf5')) + sorted(p.glob('*.tfrecord*'))
-        elif p.is_file(): files.append(p)
-        else: raise InputError(f"{p}: no such file or folder; pass --data an HDF5 file from tilegan-calo-mc or a folder of TFRecord shards")
-    if not files: raise InputError(f"{data}: no *.h5 or *.tfrecord.gz files found; create them with tilegan-calo-mc or calo.data.to_tfrecords")
-    kinds = {'tfrecord' if '.tfrecord' in f.name else 'h5' for f in files}
-    if len(kinds) > 1: raise InputError(f"{data}: mixes HDF5 and TFRecord files; pass one kind")
-    return kinds.pop(), files
-
-def count_events(data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
-                 chunk:int=512, # events read at a time while checking
-                ):
-    "Number of events in `data`, after reading every HDF5 event once through the checks; None for TFRecord shards."
-    if isinstance(data, dict): return len(data['ecal'])
-    kind, files = _sources(data)
-    if kind == 'tfrecord': return None
-    n = 0
-    for f in files:
-        read_calo_h5(f, 0, 1)  # keys, shapes and dtypes first: a one-line InputError before anything else
-        with _open_h5(f) as h: m = h['ECAL'].shape[0]
-        for s in range(0, m, chunk): read_calo_h5(f, s, s + chunk)  # NaNs and truncation anywhere in the file
-        n += m
-    return n
-
-# %% ../../nbs/32_calo_gan3d.ipynb #d6f30409
-_RAW_SIG = (tf.TensorSpec(ECAL_SHAPE, tf.float32), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32))
-
-def _h5_events(files, chunk=256):
-    "Yield raw events of HDF5 `files`, reading (and checking) `chunk` events at a time."
-    for f in files:
-        with _open_h5(f) as h: n = h['ECAL'].shape[0]
-        for s in range(0, n, chunk):
-            d = read_calo_h5(f, s, s + chunk)
-            yield from zip(d['ecal'], d['energy'], d['theta'])
-
-def raw_events(data, # HDF5 file(s)/folder, TFRecord shards, or a dict `ecal`, `energy`, `theta`
-              ):
-    "A `tf.data.Dataset` of raw events (ecal (51,51,25) file units, Ep GeV, angle rad)."
-    if isinstance(data, dict):
-        return tf.data.Dataset.from_tensor_slices(tuple(np.asarray(data[k], np.float32) for k in ('ecal', 'energy', 'theta')))
-    kind, files = _sources(data)
-    if kind == 'tfrecord':
-        files, comp = tfrecord_files(files)
-        return tf.data.TFRecordDataset(files, compression_type=comp).map(parse_example)
-    files = [str(f) for f in files]
-    return tf.data.Dataset.from_generator(lambda: _h5_events(files), output_signature=_RAW_SIG)
-
-def training_batches(data, # as for `raw_events`
-                     global_batch:int, # examples per step over all replicas
-                     power:float=0.85, # exponent of the cell energies (`calo.power`)
-                     min_ecal_sum:float=10.0, # drop events whose ECAL sum is not above this (`calo.min_ecal_sum`)
-                     seed:int=0, # shuffle seed
-                     shuffle_buffer:int=512, # events in the shuffle buffer
-                    ):
-    "Endless global batches of (ecal**power (N,51,51,25,1), Ep/100, angle, ECAL sum); TFRecord shards are split between workers by file."
-    prep = lambda e, en, th: preprocess(e, en, th, power)
-    keep = lambda x, ep, ang, esum: esum > min_ecal_sum        # the cut on the raw ECAL sum
-    kind, files = ('dict', None) if isinstance(data, dict) else _sources(data)
-    if kind == 'tfrecord':
-        return input_pipeline([str(f) for f in files], lambda r: prep(*parse_example(r)), global_batch, seed,
-                              shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
-    return input_pipeline(raw_events(data), prep, global_batch, seed, shuffle_buffer=shuffle_buffer, cache=False, keep=keep)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #3f487887
 class Gan3DTask(GanTask):
@@ -486,7 +395,7 @@ def build_task(cfg, # the loaded profile
     if not data: raise InputError("tilegan-train calo: --data is required (an HDF5 file from tilegan-calo-mc, or TFRecord shards)")
     g = cfg.gan3d
     gb = global_batch(g.batch_size, strategy)
-    n = count_events(data) or cfg.calo.events   # TFRecords: the profile's event count
+    data = calo_source(data, cfg.calo.angle); n = data.n_events   # events and angle from the files' metadata
     steps = max(1, math.ceil(g.epochs * n / gb))
     lr = scaled_lr(g.lr, strategy.num_replicas_in_sync, cfg.train.lr_scaling)
     c = cfg.calo
@@ -495,20 +404,6 @@ def build_task(cfg, # the loaded profile
                      g.label_flip, c.power, c.min_ecal_sum, prior, g.eval_showers)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #f309c75f
-def prior_spec(data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
-               grid:tuple, # nodes along Ep and along the angle (`gan3d.prior_grid`)
-               energy_range:tuple, # (low, high) GeV (`calo.energy_range`)
-               angle_range:tuple, # (low, high) degrees (`calo.angle_range`)
-               power:float=0.85, # exponent of the cell energies (`calo.power`)
-               min_ecal_sum:float=10.0, # event cut (`calo.min_ecal_sum`)
-               max_events:int=20000, # showers averaged at most
-              ):
-    "The mean-shower prior of `data`, estimated in one streaming pass."
-    chunks = ((e.numpy(), ep.numpy(), a.numpy()) for e, ep, a in raw_events(data).batch(256))
-    rad = tuple(math.radians(a) for a in angle_range)
-    table, n = mean_shower_table(chunks, grid, energy_range, rad, power, min_ecal_sum, max_events)
-    return PriorSpec(tuple(grid), tuple(energy_range), rad, table, n)
-
 def reference_showers(data, # as for `raw_events`
                       n:int, # showers wanted
                       min_ecal_sum:float=10.0, # the training cut

@@ -12,15 +12,15 @@ import numpy as np
 from scipy.special import gammainc
 from ..core import InputError
 from ..cli import command
-from .data import ECAL_SHAPE, ECAL_SCALE, write_calo_h5_stream
+from .data import ECAL_SHAPE, ECAL_SCALE, TILT_AXIS, write_calo_h5_stream, barycentre_angle, eta_from_theta
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'MATERIALS', 'CLIC_ECAL', 'T_STEP', 'T_MAX', 'Geometry', 'effective_medium', 'MCParams',
            'log_profile_moments', 'longitudinal_params', 'radial_params', 'sample_radius', 'spot_cells', 'entry_point',
-           'spots_per_step', 'simulate_showers', 'simulate', 'write_mc', 'calo_mc_cli']
+           'spots_per_step', 'simulate_showers', 'shower_record', 'simulate', 'write_mc', 'calo_mc_cli']
 
 # %% ../../nbs/31_calo_mc.ipynb #258675cb
-GENERATOR_VERSION = 1  # bump when the simulated showers change; data_manifests/parametric_calo_mc.yaml pins it
+GENERATOR_VERSION = 2  # bump when the simulated showers change; data_manifests/parametric_calo_mc.yaml pins it
 
 # %% ../../nbs/31_calo_mc.ipynb #8749cac4
 MATERIALS = dict(  # PDG atomic and nuclear properties; lengths in mm, energies in GeV
@@ -212,6 +212,14 @@ def _check_ranges(energy_range, angle_range):
     if not 1.0 <= e0 < e1 <= 1000.0: raise InputError(f"--energy-range {e0:g} {e1:g}: need 1 <= low < high <= 1000 GeV (the paper: 100 200)")
     if not 30.0 <= a0 < a1 <= 150.0: raise InputError(f"--angle-range {a0:g} {a1:g}: need 30 <= low < high <= 150 degrees (the paper: 60 120)")
 
+def shower_record(ecal, # simulated showers (N, 51, 51, 25), file units
+                  energy, # their primary energies, GeV
+                  theta, # their true angles of incidence, radians
+                 ):
+    "The keys of a real file: `ecal`, `energy` (GeV), `theta` (true, rad), `mtheta` (measured from the barycentre, rad), `eta`."
+    return dict(ecal=ecal, energy=np.asarray(energy, np.float32), theta=np.asarray(theta, np.float32),
+                mtheta=barycentre_angle(ecal, TILT_AXIS).astype(np.float32), eta=eta_from_theta(theta).astype(np.float32))
+
 def simulate(n:int, # number of showers
              energy_range=(100., 200.), # uniform Ep range, GeV
              angle_range=(60., 120.), # uniform incidence-angle range, degrees
@@ -219,13 +227,12 @@ def simulate(n:int, # number of showers
              params:MCParams=MCParams(), # physics knobs
              geo:Geometry=CLIC_ECAL, # the calorimeter
             ):
-    "`n` showers with uniform Ep and angle: dict of `ecal`, `energy` (GeV), `theta` (radians)."
+    "`n` showers with uniform Ep and angle, as `shower_record` gives them."
     _check_ranges(energy_range, angle_range)
     rng = np.random.default_rng(seed)
     energy = rng.uniform(*energy_range, n)
     theta = np.radians(rng.uniform(*angle_range, n))
-    return dict(ecal=simulate_showers(energy, theta, rng, params, geo), energy=energy.astype(np.float32),
-                theta=theta.astype(np.float32))
+    return shower_record(simulate_showers(energy, theta, rng, params, geo), energy, theta)
 
 # %% ../../nbs/31_calo_mc.ipynb #da563553
 def write_mc(out:str|Path, # HDF5 file to write
@@ -244,7 +251,7 @@ def write_mc(out:str|Path, # HDF5 file to write
         for i in range(0, events, chunk):
             m = min(chunk, events - i)
             e = rng.uniform(*energy_range, m); th = np.radians(rng.uniform(*angle_range, m))
-            yield simulate_showers(e, th, rng, params), e.astype(np.float32), th.astype(np.float32)
+            yield shower_record(simulate_showers(e, th, rng, params), e, th)
     attrs = dict(generator='tilegan parametric MC (GFlash-style; not Geant4)', seed=seed,
                  energy_range=list(energy_range), angle_range_deg=list(angle_range),
                  params=str(asdict(params)))
