@@ -198,6 +198,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'tilegan_core.cli': { 'tilegan_core.cli.command': ('cli.html#command', 'tilegan_core/cli.py'),
                                   'tilegan_core.cli.fail': ('cli.html#fail', 'tilegan_core/cli.py'),
                                   'tilegan_core.cli.print_summary': ('cli.html#print_summary', 'tilegan_core/cli.py'),
+                                  'tilegan_core.cli.quiet_tensorflow': ('cli.html#quiet_tensorflow', 'tilegan_core/cli.py'),
                                   'tilegan_core.cli.summary_lines': ('cli.html#summary_lines', 'tilegan_core/cli.py')},
             'tilegan_core.config': { 'tilegan_core.config.ConfigError': ('config.html#configerror', 'tilegan_core/config.py'),
                                      'tilegan_core.config._attr': ('config.html#_attr', 'tilegan_core/config.py'),
