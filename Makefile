@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup reproduce test check export notebooks pytest clean
+.PHONY: setup reproduce test test-fast check export notebooks pytest clean
 
 setup: $(STAMP)
 
@@ -21,14 +21,19 @@ $(STAMP): pyproject.toml
 reproduce: setup
 	$(BIN)/tilegan-reproduce --profile quick
 
-## README command 2: every test (what CI runs)
+## README command 2: every test (what CI runs), slow notebook cells and slow pytest tests included
 test: setup check notebooks pytest
+
+## The inner loop: no training, multi-process or benchmark tests (notebook cells `#| slow`, pytest `-m slow`)
+test-fast: setup check
+	VENV=$(VENV) scripts/test_notebooks.sh
+	$(MAKE) --no-print-directory pytest PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
 
 check: setup
 	VENV=$(VENV) scripts/check_sync.sh
 
 notebooks: setup
-	VENV=$(VENV) scripts/test_notebooks.sh
+	VENV=$(VENV) NBFLAGS=slow scripts/test_notebooks.sh
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite
 pytest: setup

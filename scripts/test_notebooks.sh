@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 bin=${VENV:-.venv}/bin
 export TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-1}  # as `import tilegan_core` sets it (see nbs/03_device.ipynb)
 logs=$(mktemp -d)
+# NBFLAGS=slow also runs the cells marked `#| slow` (make test); unset skips them (make test-fast)
 ls nbs/*.ipynb | xargs -P "${JOBS:-2}" -I{} sh -c \
-  '"$0/nbdev-test" "$1" > "$2/$(basename "$1").log" 2>&1 || echo "$1" >> "$2/failed"' "$bin" {} "$logs"
+  '"$0/nbdev-test" ${3:+--flags "$3"} "$1" > "$2/$(basename "$1").log" 2>&1 || echo "$1" >> "$2/failed"' "$bin" {} "$logs" "${NBFLAGS:-}"
 if [ -s "$logs/failed" ]; then
   for f in $(cat "$logs/failed"); do
     echo "=== $f"; grep -v -E 'cuda|absl::|IPKernelApp' "$logs/$(basename "$f").log" | tail -40

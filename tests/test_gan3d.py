@@ -21,6 +21,7 @@ def mc(tmp_path_factory):
     return d/'mc.h5'
 
 
+@pytest.mark.slow
 def test_multiworker_train_export_generate(mc, tmp_path):
     "Two workers train one step together, agree on the weights, and the chief's generator reloads safely."
     from tilegan_core.distribute import free_ports, local_tf_config

@@ -65,6 +65,7 @@ def test_mosaic_refuses_a_seed_with_nodata(tmp_path):
     assert 'holds nodata' in one_line_error(r, 'tilegan-mosaic')
 
 
+@pytest.mark.slow
 def test_validate_flood_on_real_tiles(tmp_path):
     from tilegan_core.sat.scenes import make_sar_scenes
     from tilegan_core.sat.data import tile_scenes

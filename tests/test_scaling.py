@@ -23,6 +23,7 @@ def bench(tmp_path_factory):
     return last_json(r), out
 
 
+@pytest.mark.slow
 def test_bench_json_structure(bench):
     res, out = bench
     assert json.loads(out.read_text()) == res  # --out writes the same summary
@@ -36,6 +37,7 @@ def test_bench_json_structure(bench):
     assert set(res['samples_per_s']) == {'custom-2', 'builtin-2', 'custom-w2'}
 
 
+@pytest.mark.slow
 def test_bench_flops_match_hand_count(bench):
     g, d, train = _toy_flops()
     f = bench[0]['flops']

@@ -35,6 +35,7 @@ def custom_run(tiles, tmp_path_factory):
     return out, a, b
 
 
+@pytest.mark.slow
 def test_custom_loop_and_resume_mid_stage(custom_run):
     out, a, b = custom_run
     assert (a['status'], a['final_step'], a['checkpoint_step']) == ('done', 9, 9)
@@ -50,6 +51,7 @@ def test_custom_loop_and_resume_mid_stage(custom_run):
     assert (out/'models'/'cprogan.json').exists() and (out/'models'/'generator.weights.h5').exists()
 
 
+@pytest.mark.slow
 def test_builtin_loop(tiles, tmp_path):
     s = last_json(run('tilegan-train', 'sat', '--data', tiles, '--out', tmp_path/'b', '--loop', 'builtin', '--steps', 8, *_sets(), '--json'))
     assert (s['status'], s['loop'], s['final_step']) == ('done', 'builtin', 8)
@@ -57,6 +59,7 @@ def test_builtin_loop(tiles, tmp_path):
     assert (tmp_path/'b'/'models'/'cprogan.json').exists()
 
 
+@pytest.mark.slow
 def test_completions_and_metrics_on_real_samples(custom_run, tiles):
     from tilegan_core.sat.cprogan import load_model, heldout_samples, evaluate_completions, complete
     from tilegan_core.sat.wae import quadrants

@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_cli.ipynb #3b57258d
 from __future__ import annotations
-import sys, json, functools, os
+import sys, json, functools, os, re, tempfile
 from pathlib import Path
 from fastcore.script import call_parse
 from .core import InputError, _json_default
 
 # %% auto #0
-__all__ = ['summary_lines', 'print_summary', 'fail', 'command']
+__all__ = ['STARTUP_NOISE', 'summary_lines', 'print_summary', 'quiet_tensorflow', 'fail', 'command']
 
 # %% ../nbs/02_cli.ipynb #2be340ea
 def summary_lines(res:dict, # a command's summary
@@ -25,6 +25,29 @@ def print_summary(res:dict, # a command's summary
     "Print `res` for a person, or as a single JSON line for a program."
     print(json.dumps(res, default=_json_default) if as_json else summary_lines(res), flush=True)
 
+# %% ../nbs/02_cli.ipynb #1f5fcc90
+STARTUP_NOISE = re.compile(r'All log messages before absl::InitializeLog|To enable the following instructions'
+                           r'|^[IWE]\d{4} [\d:.]+ +\d+ (port|cudart_stub|cuda_platform|cpu_feature_guard|cuda_executor)\.cc:\d+\]')
+
+def quiet_tensorflow():
+    "Import TensorFlow without its C++ start-up lines, unless the user set `TF_CPP_MIN_LOG_LEVEL`; True if it silenced them."
+    if 'tensorflow' in sys.modules: return False
+    if os.environ.get('TILEGAN_TF_LOG') != 'quiet':
+        if 'TF_CPP_MIN_LOG_LEVEL' in os.environ: return False  # the user's setting wins
+        os.environ.update(TF_CPP_MIN_LOG_LEVEL='2', TILEGAN_TF_LOG='quiet')  # inherited by child processes
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as cap:
+        os.dup2(cap.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices('GPU')  # the CUDA probe prints here
+        finally: os.dup2(saved, 2); os.close(saved)
+        cap.seek(0)
+        kept = [l for l in cap.read().decode(errors='replace').splitlines() if l.strip() and not STARTUP_NOISE.search(l)]
+    if kept: print('\n'.join(kept), file=sys.stderr, flush=True)
+    return True
+
 # %% ../nbs/02_cli.ipynb #e8f9c1d8
 def fail(prog:str, # the command's name
          msg:str, # what is wrong and how to fix it
@@ -38,6 +61,7 @@ def command(f):
     @functools.wraps(f)
     def _run(**kw):
         prog = Path(sys.argv[0]).name
+        quiet_tensorflow()
         try: res = f(**kw)
         except InputError as e: fail(prog, e)
         except KeyboardInterrupt: fail(prog, 'interrupted')

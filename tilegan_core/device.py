@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 
 # %% auto #0
-__all__ = ['in_colab', 'tpu_hint', 'accelerator', 'onednn', 'device_report']
+__all__ = ['in_colab', 'tpu_hint', 'accelerator', 'detect_runtime', 'onednn', 'device_report']
 
 # %% ../nbs/03_device.ipynb #44df1937
 def in_colab():
@@ -29,6 +29,12 @@ def accelerator():
             return 'tpu'
         except (ValueError, RuntimeError): pass
     return 'gpu' if tf.config.list_physical_devices('GPU') else 'cpu'
+
+# %% ../nbs/03_device.ipynb #3c7bb8e8
+def detect_runtime():
+    "{'runtime': 'tpu'|'gpu'|'cpu', 'strategy': 'tpu'|'mirrored'|'default', 'colab': bool}: what to train on here."
+    acc = accelerator()
+    return dict(runtime=acc, strategy={'tpu': 'tpu', 'gpu': 'mirrored'}.get(acc, 'default'), colab=in_colab())
 
 # %% ../nbs/03_device.ipynb #6c44be16
 def onednn():

@@ -4,15 +4,17 @@
 
 # %% ../nbs/07_reproduce.ipynb #3dd54cd1
 from __future__ import annotations
-import os, sys, time, json
+import os, sys, time, json, ast, hashlib
 from pathlib import Path
+import nbformat
 from .core import InputError, repo_root, git_commit, now_iso, write_json_atomic, atomic_path
 from .config import load_profile, split_overrides
-from .results import collect, report_markdown
+from .results import collect, report_markdown, check_claims
 from .cli import command
 
 # %% auto #0
-__all__ = ['ExperimentFailed', 'experiments_dir', 'experiment_names', 'select', 'run_notebook', 'reproduce', 'reproduce_cli']
+__all__ = ['GITHUB_REPO', 'DATA_KEYS', 'ExperimentFailed', 'experiments_dir', 'experiment_names', 'install_cell', 'colab_url',
+           'select', 'declared', 'plan', 'content_key', 'run_notebook', 'reproduce', 'ClaimsFailed', 'reproduce_cli']
 
 # %% ../nbs/07_reproduce.ipynb #b97700ad
 class ExperimentFailed(InputError):
@@ -29,6 +31,24 @@ def experiment_names(exp_dir:str|Path|None=None, # folder of experiment notebook
     "Experiment notebook stems in run order (`00_machine`, `10_sat_data`, ...)."
     return sorted(p.stem for p in Path(exp_dir or experiments_dir()).glob('[0-9]*.ipynb'))
 
+# %% ../nbs/07_reproduce.ipynb #025b46ed
+GITHUB_REPO = 'YOUR-GITHUB-OWNER/tilegan'  # placeholder: owner/name of the public repository, for Colab links and installs
+
+def install_cell(repo:str=GITHUB_REPO, # owner/name on GitHub
+                ):
+    "The first code cell of every experiment notebook: install tilegan on Colab, nothing elsewhere."
+    return ("# On Colab: install tilegan from its repository (TILEGAN_PIP_SPEC may name a fork, a branch or a wheel); no-op elsewhere\n"
+            "import sys, os, subprocess\n"
+            "if 'google.colab' in sys.modules:\n"
+            f"    spec = os.environ.get('TILEGAN_PIP_SPEC', 'git+https://github.com/{repo}.git')\n"
+            "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', spec], check=True)")
+
+def colab_url(name:str, # experiment notebook stem, e.g. '30_tile_gan'
+              repo:str=GITHUB_REPO, # owner/name on GitHub
+             ):
+    "The 'Open in Colab' address of experiment `name`."
+    return f'https://colab.research.google.com/github/{repo}/blob/main/nbs/experiments/{name}.ipynb'
+
 # %% ../nbs/07_reproduce.ipynb #67a32362
 def select(names:list, # all experiment names, in order
            only:str|None=None, # comma-separated names or parts of names, e.g. 'machine,calo'
@@ -40,6 +60,44 @@ def select(names:list, # all experiment names, in order
         if not any(w == n or w in n for n in names):
             raise InputError(f"--only {w!r}: no such experiment; choose from {', '.join(names)}")
     return [n for n in names if any(w == n or w in n for w in want)]
+
+# %% ../nbs/07_reproduce.ipynb #fe6ff3bd
+def declared(nb:str|Path, # an experiment notebook
+            ):
+    "`{'needs': [...], 'budget': seconds or None}` from the notebook's `start_experiment(...)` call."
+    for c in nbformat.read(str(nb), as_version=4).cells:
+        if c.cell_type != 'code' or 'start_experiment(' not in c.source: continue
+        for node in ast.walk(ast.parse('\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith(('%', '!'))))):
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', '')) == 'start_experiment':
+                kw = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg in ('needs', 'budget')}
+                return dict(needs=list(kw.get('needs', [])), budget=kw.get('budget'))
+    return dict(needs=[], budget=None)
+
+def plan(names:list, # all experiment names, in order
+         todo:list, # the experiments asked for
+         needs:dict, # name -> list of needed experiments (names or parts of names)
+        ):
+    "`todo` with everything it needs, transitively, in run order."
+    want, stack = set(), list(todo)
+    while stack:
+        n = stack.pop()
+        if n in want: continue
+        want.add(n)
+        for w in needs.get(n, []):
+            hit = [m for m in names if w == m or w in m]
+            if not hit: raise InputError(f"{n}.ipynb needs {w!r}: no such experiment; choose from {', '.join(names)}")
+            stack += hit
+    return [n for n in names if n in want]
+
+# %% ../nbs/07_reproduce.ipynb #794716b2
+def content_key(nb:str|Path, # an experiment notebook
+                params:dict, # the parameters it runs with
+                need_keys:dict, # name -> content key of each experiment it needs
+               ):
+    "A hash of the notebook's text, its parameters and the keys of what it needs: equal keys, equal inputs."
+    from tilegan_core import __version__
+    blob = json.dumps(dict(nb=Path(nb).read_text(), params=params, needs=need_keys, version=__version__), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 # %% ../nbs/07_reproduce.ipynb #2bd07830
 def run_notebook(nb:Path, # experiment notebook
@@ -58,53 +116,77 @@ def run_notebook(nb:Path, # experiment notebook
                                f"(executed copy kept at {out_nb})")
 
 # %% ../nbs/07_reproduce.ipynb #c6d454b7
+DATA_KEYS = {'data.sat': 'sat_data', 'data.calo': 'calo_data'}  # --set keys that are data folders, not profile settings
+
 def reproduce(profile:str='quick', # 'quick' or 'paper'
-              only:str|None=None, # run only these experiments (comma-separated names or parts)
-              overrides:list|None=None, # profile overrides, 'key=value'
+              only:str|None=None, # run only these experiments (comma-separated names or parts) and what they need
+              overrides:list|None=None, # profile overrides 'key=value', plus data.sat=DIR and data.calo=DIR
               out_dir:str|Path|None=None, # figures, tables, results.json, REPORT.md (default: repo figures/)
               work_dir:str|Path|None=None, # data and training runs (default: repo work/PROFILE)
               seed:int=0, # random seed for every experiment
               exp_dir:str|Path|None=None, # experiment notebooks (default: repo nbs/experiments/)
               progress:bool=True, # show per-cell progress
+              strict:bool=False, # raise `ClaimsFailed` when a paper's claim does not hold
              ):
-    "Run the experiments, then write `results.json` and `REPORT.md`; return the results summary."
-    load_profile(profile, overrides)  # fail early on a bad profile or override
+    "Run the experiments (needed ones first, reused when unchanged), write `results.json` and `REPORT.md`; return a summary."
+    over = [o for o in overrides or [] if o.split('=', 1)[0] not in DATA_KEYS]
+    data = {DATA_KEYS[k]: str(Path(v).resolve()) for k, v in (o.split('=', 1) for o in overrides or []) if k in DATA_KEYS}
+    load_profile(profile, over)  # fail early on a bad profile or override
     root = repo_root()
     exp_dir = Path(exp_dir or experiments_dir())
     out = Path(out_dir or root/'figures').resolve(); work = Path(work_dir or root/'work'/profile).resolve()
-    names = experiment_names(exp_dir); todo = select(names, only)
-    params = dict(profile=profile, overrides=list(overrides or []), work_dir=str(work), out_dir=str(out), seed=seed)
-    cmd = 'tilegan-reproduce --profile ' + profile + (f' --only {only}' if only else '')
+    names = experiment_names(exp_dir); asked = select(names, only)
+    decl = {n: declared(exp_dir/f'{n}.ipynb') for n in names}
+    todo = plan(names, asked, {n: d['needs'] for n, d in decl.items()})
+    params = dict(profile=profile, overrides=over, work_dir=str(work), out_dir=str(out), seed=seed, **data)
+    cmd = 'tilegan-reproduce --profile ' + profile + (f' --only {only}' if only else '') + (' --set ' + ','.join(overrides) if overrides else '')
     os.environ['TILEGAN_COMMAND'] = cmd
-    wall, status, t_all = {}, {}, time.time()
+    wall, status, keys, t_all = {}, {}, {}, time.time()
+    budget = {n: d['budget'] for n, d in decl.items()}
     for i, n in enumerate(todo, 1):
+        keys[n] = content_key(exp_dir/f'{n}.ipynb', params, {m: keys[m] for m in plan(names, [n], {k: d['needs'] for k, d in decl.items()}) if m != n})
+        kf, sec = out/'sections'/f'{n}.key', out/'sections'/f'{n}.json'
+        if n not in asked and sec.exists() and kf.exists() and kf.read_text().strip() == keys[n]:
+            status[n] = 'reused'; print(f'[{i}/{len(todo)}] {n}: unchanged, reusing its results', flush=True); continue
         print(f'[{i}/{len(todo)}] {n} ...', flush=True); t = time.time()
+        kf.unlink(missing_ok=True)
         try: run_notebook(exp_dir/f'{n}.ipynb', out/'runs'/f'{n}.ipynb', params, progress)
         except ExperimentFailed:
-            status[n] = 'failed'; _write_summary(out, names, profile, cmd, wall, status); raise
+            status[n] = 'failed'; _write_summary(out, names, profile, cmd, wall, status, budget); raise
         wall[n] = round(time.time() - t, 1); status[n] = 'ok'
-        print(f'[{i}/{len(todo)}] {n} done in {wall[n]} s', flush=True)
-    res = _write_summary(out, names, profile, cmd, wall, status)
-    return dict(profile=profile, experiments=len(todo), seconds=round(time.time() - t_all, 1),
-                results=str(out/'results.json'), report=str(out/'REPORT.md'))
+        with atomic_path(kf) as p: p.write_text(keys[n] + '\n')
+        print(f'[{i}/{len(todo)}] {n} done in {wall[n]} s (budget {budget[n] or "-"} s)', flush=True)
+    res = _write_summary(out, names, profile, cmd, wall, status, budget)
+    claims = res['claims']
+    summary = dict(profile=profile, experiments=len(wall), reused=[n for n in todo if status[n] == 'reused'],
+                   seconds=round(time.time() - t_all, 1), claims={c['claim']: c['verdict'] for c in claims},
+                   results=str(out/'results.json'), report=str(out/'REPORT.md'))
+    failed = [c['claim'] for c in claims if c['verdict'] == 'not held']
+    if strict and failed: raise ClaimsFailed(f"{len(failed)} claim(s) did not hold: {'; '.join(failed)} (see {out/'REPORT.md'})")
+    return summary
 
-def _write_summary(out, names, profile, cmd, wall, status):
-    "Merge the sections present in `out` into results.json and REPORT.md."
-    meta = dict(profile=profile, commit=git_commit(), date=now_iso(), command=cmd, wall_seconds=wall, status=status)
+class ClaimsFailed(InputError):
+    "A paper's claim did not hold on this run (`--strict`)."
+
+def _write_summary(out, names, profile, cmd, wall, status, budget):
+    "Merge the sections present in `out` into results.json and REPORT.md, with the claims checked."
+    meta = dict(profile=profile, commit=git_commit(), date=now_iso(), command=cmd, wall_seconds=wall, status=status, budget=budget)
     res = collect(out, names, meta)
+    res['claims'] = check_claims(res)
     write_json_atomic(res, out/'results.json')
-    with atomic_path(out/'REPORT.md') as p: p.write_text(report_markdown(out, names, meta, wall))
+    with atomic_path(out/'REPORT.md') as p: p.write_text(report_markdown(out, names, {**meta, 'claims': res['claims']}, wall))
     return res
 
 # %% ../nbs/07_reproduce.ipynb #ce68bc3d
 @command
 def reproduce_cli(profile:str='quick', # 'quick' (2 CPU cores, about 20 min) or 'paper' (the papers' sizes, GPU/TPU)
-                  only:str=None, # run only these experiments, comma-separated (names or parts of names)
-                  set:str=None, # profile overrides 'key=value', comma-separated: cprogan.batch_size=8
+                  only:str=None, # run only these experiments and what they need, comma-separated (names or parts of names)
+                  set:str=None, # overrides 'key=value', comma-separated: cprogan.batch_size=8, data.sat=DIR, data.calo=DIR
                   out_dir:str=None, # where figures, results.json and REPORT.md go (default figures/)
                   work_dir:str=None, # where data and training runs go (default work/PROFILE)
                   seed:int=0, # random seed
+                  strict:bool=False, # exit non-zero when a paper's claim does not hold (everything is still written)
                   json:bool=False, # print one JSON object at the end
                  ):
     "Run the experiment notebooks with papermill and write figures/results.json and figures/REPORT.md."
-    return reproduce(profile, only, split_overrides(set), out_dir, work_dir, seed)
+    return reproduce(profile, only, split_overrides(set), out_dir, work_dir, seed, strict=strict)

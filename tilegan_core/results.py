@@ -6,10 +6,12 @@
 from __future__ import annotations
 import json, os, sys, time, io
 from pathlib import Path
-from .core import atomic_path, write_json_atomic, git_commit, now_iso, InputError, repo_root
+from fastcore.basics import AttrDict
+from .core import atomic_path, write_json_atomic, git_commit, now_iso, InputError, repo_root, set_seed
 
 # %% auto #0
-__all__ = ['merge', 'portable', 'markdown_table', 'Experiment', 'collect', 'report_markdown']
+__all__ = ['WORK', 'CLAIMS', 'merge', 'portable', 'markdown_table', 'Experiment', 'work_paths', 'start_experiment', 'collect',
+           'check_claims', 'report_markdown']
 
 # %% ../nbs/05_results.ipynb #b2c0039b
 def merge(a:dict, b:dict):
@@ -97,6 +99,54 @@ def save(self:Experiment):
                         figures=self.figures, tables=self.tables, **self._prov()))
     return write_json_atomic(sec, self.out/'sections'/f'{self.name}.json')
 
+# %% ../nbs/05_results.ipynb #d3c51ab2
+WORK = dict(sat_data='sat', sat_run='sat_run', mosaic='mosaic', calo_data='calo', calo_run='calo_run',
+            scaling='scaling')  # folders under work_dir that experiments share, by name
+
+def work_paths(work_dir:str|Path, # the study's shared work folder
+               sat_data:str='', # tiles folder written by tilegan-sat-tiles ('' = the embedded scenes, made on demand)
+               calo_data:str='', # folder with train.h5 and test.h5 in the 3DGAN layout ('' = the parametric MC)
+              ):
+    "The shared paths of a study: `WORK` folders under `work_dir`, the user's data, and the calorimeter files."
+    w = Path(work_dir).resolve()
+    p = AttrDict({k: w/v for k, v in WORK.items()})
+    p.update(work=w, sat_tiles=Path(sat_data).resolve() if sat_data else None)
+    for d, what in ((sat_data, 'a tiles folder written by tilegan-sat-tiles'), (calo_data, 'a folder with train.h5 and test.h5')):
+        if d and not Path(d).is_dir(): raise InputError(f"{d}: not found; give {what}, or '' for the embedded data")
+    calo = Path(calo_data).resolve() if calo_data else p.calo_data
+    p.update(calo_train=calo/'train.h5', calo_test=calo/'test.h5', calo_given=bool(calo_data))
+    return p
+
+# %% ../nbs/05_results.ipynb #9c78eae6
+def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its section's name)
+                     profile:str='quick', # 'quick' or 'paper'
+                     overrides:list=(), # profile overrides, 'key=value'
+                     work_dir:str|Path='../../work', # data and training runs shared between experiments
+                     out_dir:str|Path='figures', # figures, tables and results sections
+                     seed:int=0, # one seed for the profile, Python, NumPy and TensorFlow
+                     sat_data:str='', # tiles folder from tilegan-sat-tiles ('' = embedded scenes)
+                     calo_data:str='', # folder with train.h5 and test.h5 ('' = parametric MC)
+                     needs:list=(), # experiments whose outputs this one reads, e.g. ['tile_gan'] (read by tilegan-reproduce)
+                     budget:float|None=None, # target wall seconds on the quick profile, 2 CPU cores (read by tilegan-reproduce)
+                     configure=None, # callable(cfg) run before TensorFlow starts (e.g. logical CPU devices)
+                    ):
+    "Open experiment `name`: runtime and strategy, profile, seeds, shared paths; an `Experiment` with `.cfg`, `.paths`, `.runtime`."
+    from tilegan_core.config import load_profile
+    from tilegan_core.device import detect_runtime
+    over = [*overrides, f'seed={seed}']
+    cfg = load_profile(profile, over)  # a bad profile or override fails before anything starts
+    if configure: configure(cfg)
+    rt = detect_runtime()
+    if rt['strategy'] != cfg.train.strategy and not any(o.startswith('train.strategy=') for o in over):
+        cfg = load_profile(profile, [*over, f"train.strategy={rt['strategy']}"])
+    for need in needs:
+        if not list((Path(out_dir)/'sections').glob(f'*{need}.json')):
+            raise InputError(f"{name} needs {need}, which has not run into {out_dir}: run `tilegan-reproduce --only {name}` (it runs {need} first)")
+    set_seed(seed)
+    exp = Experiment(name, out_dir, profile)
+    exp.cfg, exp.runtime, exp.paths = cfg, rt, work_paths(work_dir, sat_data, calo_data)
+    return exp
+
 # %% ../nbs/05_results.ipynb #69179ae9
 def collect(out_dir:str|Path, # the folder holding `sections/`
             names:list, # experiment names, in order
@@ -113,16 +163,72 @@ def collect(out_dir:str|Path, # the folder holding `sections/`
     res['experiments'] = exps
     return res
 
+# %% ../nbs/05_results.ipynb #a6434e9b
+def _gan_beats(metric):
+    def check(r):
+        t = r['tile_gan']; g, c, i = t[metric], t['baselines']['copy'][metric], t['baselines']['inpaint'][metric]
+        return f'GAN {g:.3g}; copy {c:.3g}; inpaint {i:.3g}', g < c and g < i
+    return check
+
+def _flood_at(frac):
+    def check(r):
+        bf = lambda s: r['flood'][s]['by_fraction'][frac]['iou']['mean']
+        a, b = bf('real_plus_synthetic'), bf('real_only')
+        return f'IoU {a:.3f} with synthetic, {b:.3f} without', a >= b
+    return check
+
+def _calo(r):
+    c = r['calo']; sp, auc = c['separation_power_mean'], c['classifier_auc']
+    return f'separation power {sp:.3f}, AUC {auc:.3f}', sp <= 0.35 and auc < 0.97
+
+def _v100_fit(r):
+    e = r['scaling']['paper_fit_error']['by_group']['v100']['max_abs']
+    return f'largest error {100 * e:.1f}% over {r["scaling"]["paper_fit_error"]["by_group"]["v100"]["points"]} points', e <= 0.05
+
+def _our_step(r):
+    x = r['scaling']['reference']['reference_over_engine']
+    return f'reference step / ours = {x:.2f}', x >= 1.0
+
+CLAIMS = [
+    dict(claim='Completed tiles join their neighbours better than both baselines (seam error, lower is better)',
+         paper='A: tile-by-tile completion continues the known tiles', check=_gan_beats('seam_error')),
+    dict(claim='Completed tiles have the texture of real tiles better than both baselines (spectral distance)',
+         paper='A: same level of detail as the real tiles', check=_gan_beats('spectral_distance')),
+    dict(claim='Real + synthetic tiles segment floods at least as well as real only, at 5% real tiles (test IoU)',
+         paper='A: synthetic images are useful in a realistic setup', check=_flood_at('0.05')),
+    dict(claim='3DGAN showers match the MC: mean separation power <= 0.35 and classifier AUC < 0.97',
+         paper='B: 3DGAN agrees with Monte Carlo; 3DGAN-era AUC 0.93-1.0', check=_calo),
+    dict(claim='The step-time model reproduces the V100 epoch times within 5%',
+         paper='B: 1784 s (2 GPUs) to 34.9 s (128 GPUs)', check=_v100_fit),
+    dict(claim="Our 3DGAN custom step is at least as fast as the reference's loop structure",
+         paper='B: custom strategy.run loop over the reference training loop', check=_our_step),
+]
+
+def check_claims(res:dict, # the merged results (results.json)
+                ):
+    "One row per claim in `CLAIMS`: claim, paper, ours, verdict ('held', 'not held' or 'not run')."
+    rows = []
+    for c in CLAIMS:
+        try: ours, ok = c['check'](res); verdict = 'held' if ok else 'not held'
+        except (KeyError, TypeError): ours, verdict = '-', 'not run'
+        rows.append(dict(claim=c['claim'], paper=c['paper'], ours=ours, verdict=verdict))
+    return rows
+
 # %% ../nbs/05_results.ipynb #ece05fec
 def report_markdown(out_dir:str|Path, # the folder holding `sections/`
                     names:list, # experiment names, in order
-                    meta:dict, # run-level provenance
+                    meta:dict, # run-level provenance, with 'claims' rows and 'budget' {name: seconds}
                     wall:dict, # experiment name -> wall seconds measured by the runner
                    ):
-    "The Markdown report: provenance, then each experiment's tables and figures with their captions."
-    L = ['# tilegan results', '', f"Profile `{meta.get('profile')}` · commit `{meta.get('commit')}` · {meta.get('date')}",
-         '', f"Command: `{meta.get('command')}`", '', '| experiment | wall time (s) | status |', '|---|---|---|']
-    L += [f"| {n} | {wall.get(n, '')} | {meta.get('status', {}).get(n, '')} |" for n in names]
+    "The Markdown report: the claims, provenance, wall time against budget, then each experiment's tables and figures."
+    budget, status = meta.get('budget', {}), meta.get('status', {})
+    L = ['# tilegan results', '']
+    if meta.get('claims'): L += ["**The papers' claims on this run**", '', markdown_table(meta['claims']), '']
+    L += [f"Profile `{meta.get('profile')}` · commit `{meta.get('commit')}` · {meta.get('date')}",
+          '', f"Command: `{meta.get('command')}`", '', '| experiment | wall time (s) | budget (s) | status |', '|---|---|---|---|']
+    L += [f"| {n} | {wall.get(n, '')} | {budget.get(n) or ''} | {status.get(n, '')} |" for n in names]
+    ran = [n for n in names if n in wall]
+    L += [f"| total | {round(sum(wall[n] for n in ran), 1)} | {round(sum(budget.get(n) or 0 for n in ran), 1)} | |"]
     for n in names:
         f = Path(out_dir)/'sections'/f'{n}.json'
         if not f.exists(): continue
