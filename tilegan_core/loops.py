@@ -442,6 +442,7 @@ def train_custom(task:GanTask, # the GAN to train
         return {k: st.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in shares.items()}
     log, metrics = RunLog(run_dir, steps, start, task.global_batch, chief, progress), {}
     log.event(event='start', step=start, loop='custom', replicas=st.num_replicas_in_sync)
+    if chief and start == 0: task.on_checkpoint(0, run_dir)  # the initial models are a candidate too
     try:
         for s in range(start + 1, steps + 1):
             metrics = {k: float(v) for k, v in dist_step(it).items()}
@@ -530,6 +531,7 @@ def train_builtin(task:GanTask, # the GAN to train
     backup = StepBackup(run_dir/'backup', task, chief, log); backup.last = start
     steplog = _StepLog(task, log, steps, backup)
     log.event(event='start', step=start, loop='builtin', replicas=st.num_replicas_in_sync)
+    if chief and start == 0: task.on_checkpoint(0, run_dir)  # the initial models are a candidate too
     try:
         if steps > start:
             with st.scope():

@@ -16,7 +16,7 @@ __all__ = ['ENERGY_BINS', 'ENERGY_TOL', 'ANGLE_BINS', 'ANGLE_TOL', 'HIT_THRESHOL
            'measured_angle', 'as_showers', 'shower_features', 'fit_energy_regression', 'energy_response', 'common_bins',
            'hist', 'separation_power', 'chi2_test', 'compare_feature', 'cell_energies', 'roc_auc', 'high_level_inputs',
            'low_level_inputs', 'classifier_auc', 'in_bin', 'plot_sampling_fraction', 'plot_shapes', 'plot_features',
-           'plot_angle', 'compare']
+           'plot_angle', 'compare', 'shape_checks', 'shape_check_rows']
 
 # %% ../../nbs/33_calo_physics.ipynb #cd4a5609
 ENERGY_BINS = (110., 150., 190.)  # Ep bin centres, GeV (paper B)
@@ -354,3 +354,48 @@ def compare(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 
                     shapes_angle=plot_shapes(sets, labels, 'angle'), angle=plot_angle(sets, labels),
                     features=plot_features(res, labels))
     return m, figs
+
+# %% ../../nbs/33_calo_physics.ipynb #6391f620
+def _profile_stats(d, f, sel):
+    "Mean-profile statistics of the selected showers of one set."
+    sx, sy, sz = [s.mean(0) for s in axis_sums(d['ecal'][sel])]
+    var = lambda s: float((s * (np.arange(len(s)) - (s * np.arange(len(s))).sum() / s.sum()) ** 2).sum() / s.sum())
+    return dict(z_max=int(sz.argmax()), x_peak=int(sx.argmax()), y_peak=int(sy.argmax()), x_m2=var(sx), y_m2=var(sy),
+                sf=float(np.nanmean(f['sampling_fraction'][sel])), n=int(sel.sum()))
+
+def shape_checks(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 3DGAN HDF5 paths
+                 ebins=ENERGY_BINS, # Ep bin centres, GeV
+                 layer_tol:int=1, # layers the longitudinal maximum may move
+                 width_tol:float=0.25, # relative tolerance of the transverse second moments
+                 sf_tol:float=0.10, # relative tolerance of the mean sampling fraction
+                ):
+    "Per-Ep-bin checks of the mean shower (maximum, peak cells, widths, sampling fraction) and of the trend: dict with `bins`, `trend`, `passed`."
+    sets = [as_showers(x) for x in (reference, candidate)]
+    feats = [shower_features(d) for d in sets]
+    rows = []
+    for eb in ebins:
+        sels = [in_bin(d['energy'], eb, ENERGY_TOL) for d in sets]
+        if not all(s.any() for s in sels): rows.append(dict(bin=eb, missing=True, passed=False)); continue
+        r, c = [_profile_stats(d, f, s) for d, f, s in zip(sets, feats, sels)]
+        ok = dict(z_max=abs(c['z_max'] - r['z_max']) <= layer_tol, x_peak=c['x_peak'] == r['x_peak'],
+                  y_peak=c['y_peak'] == r['y_peak'], x_m2=abs(c['x_m2'] / r['x_m2'] - 1) <= width_tol,
+                  y_m2=abs(c['y_m2'] / r['y_m2'] - 1) <= width_tol, sf=abs(c['sf'] / r['sf'] - 1) <= sf_tol)
+        rows.append(dict(bin=eb, reference=r, candidate=c, ok=ok, passed=all(ok.values())))
+    have = [r for r in rows if not r.get('missing')]
+    slope = lambda k: have[-1][k]['sf'] - have[0][k]['sf'] if len(have) > 1 else float('nan')
+    trend = dict(reference=slope('reference'), candidate=slope('candidate'))
+    trend['passed'] = bool(len(have) > 1 and np.sign(trend['reference']) == np.sign(trend['candidate']))
+    return dict(bins=rows, trend=trend, passed=bool(all(r['passed'] for r in rows) and trend['passed']))
+
+def shape_check_rows(checks:dict, # from `shape_checks`
+                    ):
+    "One flat table row per Ep bin (reference and candidate values, pass flags), for reports."
+    out = []
+    for r in checks['bins']:
+        if r.get('missing'): out.append(dict(ep_bin=r['bin'], passed=False, note='no showers in the bin')); continue
+        row = dict(ep_bin=r['bin'], showers=f"{r['reference']['n']}/{r['candidate']['n']}")
+        for k in ('z_max', 'x_peak', 'y_peak', 'x_m2', 'y_m2', 'sf'):
+            fmt = (lambda v: round(v, 4)) if isinstance(r['reference'][k], float) else int
+            row[k] = f"{fmt(r['reference'][k])} / {fmt(r['candidate'][k])}" + ('' if r['ok'][k] else ' x')
+        out.append(dict(row, passed=r['passed']))
+    return out
