@@ -508,6 +508,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data.ShardWriter.write': ( 'sat_data.html#shardwriter.write',
                                                                                     'tilegan_core/sat/data.py'),
+                                       'tilegan_core.sat.data.SplitWarning': ('sat_data.html#splitwarning', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._band_indexes': ('sat_data.html#_band_indexes', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._check_append': ('sat_data.html#_check_append', 'tilegan_core/sat/data.py'),
                                        'tilegan_core.sat.data._check_file': ('sat_data.html#_check_file', 'tilegan_core/sat/data.py'),

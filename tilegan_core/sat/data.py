@@ -28,7 +28,7 @@ from ..manifests import sha256
 __all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'scene_format', 'band_names', 'Scene', 'open_scene', 'norm_spec', 'spec_affine',
            'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits', 'block_grids', 'BlockSplit',
            'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs', 'scene_samples', 'ShardWriter',
-           'tile_scenes', 'read_metadata', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli',
+           'SplitWarning', 'tile_scenes', 'read_metadata', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli',
            'write_large_scene', 'tiling_benchmark']
 
 # %% ../../nbs/10_sat_data.ipynb #935c2705
@@ -513,6 +513,9 @@ def _run_tag(out):
     while any(re.match(rf'[a-z]+-r{n}-', f) for f in names): n += 1
     return f'-r{n}' if names else ''
 
+class SplitWarning(UserWarning):
+    "A split that ended up without samples, or scenes left out of every split CSV."
+
 _SAME = ('format', 'dtype', 'bands', 'band_names', 'tile_size', 'sample_size', 'stride', 'normalisation')
 
 def _check_append(out, old, new, shas):
@@ -579,7 +582,7 @@ def tile_scenes(scenes:list, # image paths, or (image, mask) pairs (mask may be 
                 split_info=dict(method=split, block=block, gap=tile_size, val_fraction=val_fraction, test_fraction=test_fraction,
                                 seed=seed, csv=[str(c) for c in split_csv] if split_csv else None))
     meta = _tile(pairs, sc, shas, out, layout, plan, min_water, shard_size, len(old['sources']) if append and old else 0)
-    for w in meta['warnings']: warnings.warn(w, stacklevel=2)
+    for w in meta['warnings']: warnings.warn(w, SplitWarning, stacklevel=2)
     if append and old: meta = _merge(old, meta)
     write_json_atomic(meta, out/'metadata.json')
     if overwrite and old:
@@ -738,13 +741,14 @@ def sat_tiles_cli(source:Annotated[str, dict(nargs='+')], # GeoTIFF scenes, quot
         rng = tuple(v) if len(v) == 2 else [tuple(v[i:i + 2]) for i in range(0, len(v), 2)]
     pairs = find_scenes(source, mask, chips)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
+        warnings.simplefilter('ignore')
+        warnings.simplefilter('always', SplitWarning)
         meta = tile_scenes(pairs, out, tile_size, stride, min_water, split,
                            cfg.val_fraction if val_fraction is None else val_fraction,
                            cfg.test_fraction if test_fraction is None else test_fraction, block, rng, seed,
                            select=_numbers('--bands', bands, int) if bands else None, split_csv=split_csv,
                            append=append, overwrite=overwrite)
-    warned = [str(w.message) for w in caught]
+    warned = [str(w.message) for w in caught if issubclass(w.category, SplitWarning)]
     for w in warned: print(f"{Path(sys.argv[0]).name}: warning: {w}", file=sys.stderr, flush=True)
     return dict(count=meta['count'], tile_size=tile_size, bands=meta['bands'], band_names=meta['band_names'], crs=meta['crs'],
                 skipped=meta['skipped'], counts=meta['counts'], scenes=len(meta['sources']), shards=len(meta['shards']),
