@@ -4,10 +4,11 @@
 
 # %% ../../nbs/10_sat_data.ipynb #79a1304d
 from __future__ import annotations
-import json, math, hashlib, os, sys, time, contextlib, subprocess, tempfile
+import csv, glob, json, math, hashlib, os, re, sys, time, contextlib, subprocess, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from typing import Annotated
 import numpy as np
 import rasterio
 from rasterio import features, warp, windows
@@ -24,10 +25,11 @@ from ..config import load_profile
 from ..manifests import sha256
 
 # %% auto #0
-__all__ = ['SPLITS', 'scene_format', 'Scene', 'open_scene', 'norm_spec', 'spec_affine', 'normalise', 'denormalise', 'MaskReader',
-           'sample_origins', 'assign_splits', 'BlockSplit', 'scene_samples', 'ShardWriter', 'tile_scenes',
-           'read_metadata', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli', 'write_large_scene',
-           'tiling_benchmark']
+__all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'scene_format', 'band_names', 'Scene', 'open_scene', 'norm_spec', 'spec_affine',
+           'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits', 'block_grids', 'BlockSplit',
+           'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs', 'scene_samples', 'ShardWriter',
+           'SplitWarning', 'tile_scenes', 'read_metadata', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli',
+           'write_large_scene', 'tiling_benchmark']
 
 # %% ../../nbs/10_sat_data.ipynb #935c2705
 def _tf():
@@ -41,15 +43,26 @@ def scene_format(dtype:str, # pixel type of the bands, e.g. 'uint8'
     "The format name ('unosat', 'sen1floods11', 'optical') of a scene layout, or None if unsupported."
     if dtype == 'uint8' and count == 1: return 'unosat'
     if dtype in ('float32', 'float64') and count in (1, 2): return 'sen1floods11'
-    if dtype in ('uint8', 'uint16') and count >= 3: return 'optical'
+    if dtype in ('uint8', 'uint16', 'int16') and count >= 3: return 'optical'
     return None
+
+S2_BANDS = ('B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B9', 'B10', 'B11', 'B12')
+
+def band_names(fmt:str, # scene format from `scene_format`
+               count:int, # bands in the file
+              ):
+    "Names of the bands of a layout: VV, VH for SAR dB, Sentinel-2 names for 13-band optical, else band1, band2, ..."
+    if fmt == 'sen1floods11': return ('VV', 'VH')[:count]
+    if fmt == 'optical' and count == len(S2_BANDS): return S2_BANDS
+    return tuple(f'band{i}' for i in range(1, count + 1))
 
 # %% ../../nbs/10_sat_data.ipynb #4c9c114e
 @dataclass
 class Scene:
-    "What tiling needs to know about a GeoTIFF scene (no pixels)."
+    "What tiling needs to know about a GeoTIFF scene (no pixels); `count` and `band_names` are those of the bands read."
     path:str; width:int; height:int; count:int; dtype:str; format:str
     crs:str; transform:tuple; nodata:float|None
+    indexes:tuple|None=None; band_names:tuple=()
 
     @property
     def affine(self): return Affine(*self.transform[:6])
@@ -68,48 +81,79 @@ def _open_raster(p):
     try: return rasterio.open(p)
     except RasterioIOError: raise InputError(f"{p}: not a GeoTIFF (GDAL cannot read it as a raster); pass a GeoTIFF") from None
 
+def _band_indexes(p, select, count):
+    "Check a 1-based band selection against a file of `count` bands."
+    idx = tuple(select)
+    txt = ','.join(map(str, idx))
+    if not idx or any(not isinstance(i, (int, np.integer)) or not 1 <= i <= count for i in idx):
+        raise InputError(f"{p}: --bands {txt}: the scene has {count} band(s); pick 1-based indexes from 1 to {count}")
+    if len(set(idx)) < len(idx): raise InputError(f"{p}: --bands {txt}: names a band twice; list each band once")
+    return tuple(int(i) for i in idx)
+
 def open_scene(path:str|Path, # a GeoTIFF scene
-               bands:int|None=None, # required band count, or None for any supported layout
+               bands:int|None=None, # required band count (after selection), or None for any supported layout
+               select:tuple|None=None, # 1-based bands to read, in order (None: all)
               ):
-    "Check that `path` is a georeferenced GeoTIFF in a supported format and describe it, reading no pixels."
+    "Check that `path` is a GeoTIFF on a grid in a supported format and describe it, reading no pixels."
     p = _check_file(path)
     with _open_raster(p) as ds:
         if ds.driver != 'GTiff': raise InputError(f"{p}: is a {ds.driver} raster, not a GeoTIFF; convert it with gdal_translate -of GTiff")
         if len(set(ds.dtypes)) != 1: raise InputError(f"{p}: bands have mixed pixel types {ds.dtypes}; use one type")
         fmt = scene_format(ds.dtypes[0], ds.count)
         if fmt is None: raise InputError(f"{p}: {ds.count} band(s) of {ds.dtypes[0]} is not a supported layout "
-                                         "(uint8 x1 UNOSAT, float32 x1-2 Sen1Floods11 dB, uint8/uint16 x3+ optical)")
-        if bands is not None and ds.count != bands: raise InputError(f"{p}: has {ds.count} band(s), expected {bands}; pass a scene with {bands} band(s)")
+                                         "(uint8 x1 UNOSAT, float32 x1-2 Sen1Floods11 dB, uint8/uint16/int16 x3+ optical)")
+        idx = _band_indexes(p, select, ds.count) if select is not None else tuple(range(1, ds.count + 1))
+        if bands is not None and len(idx) != bands: raise InputError(f"{p}: has {len(idx)} band(s), expected {bands}; pass a scene with {bands} band(s)")
+        if ds.crs is None and ds.gcps[0]:
+            raise InputError(f"{p}: georeferenced only by {len(ds.gcps[0])} ground control points, not on a grid; warp it once, "
+                             f"e.g. gdalwarp -r bilinear -t_srs EPSG:4326 {p.name} {p.stem}_warped.tif, and tile the warped file")
         if ds.crs is None: raise InputError(f"{p}: has no CRS; georeference it (e.g. gdal_edit.py -a_srs)")
         nodata = ds.nodata if ds.nodata is not None else (0 if fmt == 'unosat' else None)
-        return Scene(str(p), ds.width, ds.height, ds.count, ds.dtypes[0], fmt, ds.crs.to_string(),
-                     tuple(ds.transform)[:6], nodata)
+        names = band_names(fmt, ds.count)
+        return Scene(str(p), ds.width, ds.height, len(idx), ds.dtypes[0], fmt, ds.crs.to_string(),
+                     tuple(ds.transform)[:6], nodata, idx, tuple(names[i - 1] for i in idx))
 
 # %% ../../nbs/10_sat_data.ipynb #c0fb179f
+SAR_DB_RANGES = {'VV': (-25.0, 5.0), 'VH': (-35.0, -5.0)}
+
+def _db_ranges(db_range, names):
+    "One (low, high) dB range per band: defaults by polarisation, one pair for all, or one pair per band."
+    if db_range is None: rng = [SAR_DB_RANGES.get(b, SAR_DB_RANGES['VV']) for b in names]
+    elif np.ndim(db_range) == 1 and len(db_range) == 2: rng = [tuple(db_range)] * len(names)
+    elif np.ndim(db_range) == 2 and len(db_range) == len(names): rng = [tuple(r) for r in db_range]
+    else: raise InputError(f"dB range {db_range!r}: give one LOW,HIGH pair for all bands or one pair per band ({len(names)})")
+    for lo, hi in rng:
+        if not lo < hi: raise InputError(f"dB range {lo},{hi}: LOW must be below HIGH")
+    return [(float(lo), float(hi)) for lo, hi in rng]
+
 def norm_spec(fmt:str, # scene format from `scene_format`
               dtype:str, # pixel type of the scene
-              db_range:tuple=(-25.0, 5.0), # SAR dB range mapped to [-1, 1]
+              db_range=None, # SAR: None (per-band defaults), one (low, high) pair, or one pair per band
+              bands:tuple=None, # band names read (SAR defaults follow them); None means ('VV',)
              ):
-    "The normalisation of a scene format: its physical `[low, high]` range and pixel type."
-    if fmt == 'sen1floods11': lo, hi, kind = db_range[0], db_range[1], 'db'
-    elif dtype == 'uint16': lo, hi, kind = 0.0, 10000.0, 'reflectance'
+    "The normalisation of a scene format: its physical `[low, high]` range (per band when they differ) and pixel type."
+    if fmt == 'sen1floods11':
+        rng = _db_ranges(db_range, list(bands or ('VV',)))
+        lo, hi, kind = [r[0] for r in rng], [r[1] for r in rng], 'db'
+        if len(set(rng)) == 1: lo, hi = lo[0], hi[0]
+    elif dtype in ('uint16', 'int16'): lo, hi, kind = 0.0, 10000.0, 'reflectance'
     else: lo, hi, kind = 0.0, 255.0, 'dn8'
-    return dict(kind=kind, low=float(lo), high=float(hi), dtype='float32' if fmt == 'sen1floods11' else dtype)
+    return dict(kind=kind, low=lo, high=hi, dtype='float32' if fmt == 'sen1floods11' else dtype)
 
 def spec_affine(spec:dict, # a normalisation from `norm_spec`
                ):
-    "`(low, high, scale, offset)` so that normalised = clip(x, low, high) * scale + offset."
-    lo, hi = spec['low'], spec['high']
+    "`(low, high, scale, offset)` so that normalised = clip(x, low, high) * scale + offset (arrays broadcast over the band axis, last)."
+    lo, hi = np.asarray(spec['low'], np.float64), np.asarray(spec['high'], np.float64)
     return lo, hi, 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)
 
-def normalise(x, # pixels in physical units
+def normalise(x, # pixels in physical units, bands last
               spec:dict, # a normalisation from `norm_spec`
              ):
     "Map pixels from the physical range of `spec` onto [-1, 1] (float32), clipping outside it."
-    lo, hi, a, b = spec_affine(spec)
+    lo, hi, a, b = (np.asarray(v, np.float32) for v in spec_affine(spec))
     return (np.clip(np.asarray(x, np.float32), lo, hi) * a + b).astype(np.float32)
 
-def denormalise(y, # normalised pixels in [-1, 1]
+def denormalise(y, # normalised pixels in [-1, 1], bands last
                 spec:dict, # the normalisation used by `normalise`
                ):
     "Invert `normalise`: back to physical units and the scene's pixel type (integers rounded)."
@@ -122,39 +166,50 @@ def denormalise(y, # normalised pixels in [-1, 1]
 def _overlaps(a, b):
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
-def _geojson_shapes(p, scene):
-    "Water polygons of GeoJSON file `p` in the CRS of `scene`."
-    try: gj = json.loads(p.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise InputError(f"{p}: not valid GeoJSON ({e}); pass a GeoJSON or GeoTIFF mask") from None
-    if not isinstance(gj, dict) or 'type' not in gj: raise InputError(f"{p}: not a GeoJSON object; pass a FeatureCollection of water polygons")
-    feats = gj.get('features') if gj['type'] == 'FeatureCollection' else [gj] if gj['type'] == 'Feature' else [{'geometry': gj}]
-    geoms = [f.get('geometry') for f in feats or [] if isinstance(f, dict) and f.get('geometry')]
-    src_crs = ((gj.get('crs') or {}).get('properties') or {}).get('name', 'EPSG:4326')
-    try: return [warp.transform_geom(rasterio.crs.CRS.from_user_input(src_crs), scene.crs, g) for g in geoms]
-    except Exception as e: raise InputError(f"{p}: cannot read its geometries or CRS {src_crs!r} ({e})") from None
+def _vector_layer(p):
+    "The only layer name of vector file `p`, or None if GDAL/OGR cannot read it as vectors."
+    if p.suffix.lower() in ('.tif', '.tiff'): return None
+    import fiona
+    try: layers = fiona.listlayers(p)
+    except Exception: return None
+    if len(layers) != 1: raise InputError(f"{p}: holds {len(layers)} vector layers ({', '.join(layers)}); put the water polygons in a file of their own (ogr2ogr water.gpkg {p.name} LAYER)")
+    return layers[0]
+
+def _vector_shapes(p, scene):
+    "Water polygons of vector file `p` (any format OGR reads), in the CRS of `scene`."
+    import fiona
+    with fiona.open(p) as src:
+        if not src.crs: raise InputError(f"{p}: vector layer has no CRS (a shapefile needs its .prj); define it, e.g. ogr2ogr -a_srs EPSG:4326 fixed.shp {p.name}")
+        crs = rasterio.crs.CRS.from_wkt(src.crs.to_wkt())
+        geoms = [f.geometry.__geo_interface__ for f in src if f.geometry is not None]
+    polys = [g for g in geoms if g['type'] in ('Polygon', 'MultiPolygon')]
+    if geoms and not polys: raise InputError(f"{p}: holds no polygons (found {', '.join(sorted({g['type'] for g in geoms}))}); pass water polygons")
+    try: return [warp.transform_geom(crs, scene.crs, g) for g in polys]
+    except Exception as e: raise InputError(f"{p}: cannot reproject its polygons onto {scene.crs} ({e})") from None
 
 # %% ../../nbs/10_sat_data.ipynb #5aed823a
 class MaskReader:
-    "Water labels (-1 unknown, 0 dry, 1 water) of a GeoTIFF or GeoJSON mask on the grid of a `Scene`, read by windows."
-    def __init__(self, path:str|Path, # the mask file: GeoTIFF or GeoJSON
+    "Water labels (-1 unknown, 0 dry, 1 water) of a GeoTIFF or vector mask on the grid of a `Scene`, read by windows."
+    def __init__(self, path:str|Path, # the mask file: GeoTIFF, or polygons in any vector format OGR reads
                  scene:Scene, # the image the mask labels
                 ):
         p = self.path = _check_file(path)
         self.scene, self.ds, self.vrt, self.shapes = scene, None, None, None
-        if p.suffix.lower() in ('.geojson', '.json'): self._open_geojson(p, scene)
+        if _vector_layer(p) is not None: self._open_vector(p, scene)
         else: self._open_tif(p, scene)
 
-    def _open_geojson(self, p, scene):
-        shapes = _geojson_shapes(p, scene)
+    def _open_vector(self, p, scene):
+        shapes = _vector_shapes(p, scene)
         bbs = [features.bounds(g) for g in shapes]
         if bbs and not any(_overlaps(b, scene.bounds) for b in bbs):
             raise InputError(f"{p}: mask polygons lie outside the extent of {Path(scene.path).name}; pass the mask of this image")
         self.shapes = [(g, b) for g, b in zip(shapes, bbs)]
 
     def _open_tif(self, p, scene):
-        ds = self.ds = _open_raster(p)
+        try: ds = self.ds = rasterio.open(p)
+        except RasterioIOError: raise InputError(f"{p}: neither a raster nor a vector file GDAL/OGR can read; pass a GeoTIFF, shapefile, GeoPackage or GeoJSON mask") from None
         if ds.driver != 'GTiff' or ds.count != 1 or np.dtype(ds.dtypes[0]).kind not in 'iu':
-            self.close(); raise InputError(f"{p}: a mask must be a 1-band integer GeoTIFF or a GeoJSON file (got {ds.count} band(s) of {ds.dtypes[0]}, {ds.driver})")
+            self.close(); raise InputError(f"{p}: a mask must be a 1-band integer GeoTIFF or a vector file of polygons (got {ds.count} band(s) of {ds.dtypes[0]}, {ds.driver})")
         if ds.crs is None: self.close(); raise InputError(f"{p}: mask has no CRS; georeference it like the image")
         mb = warp.transform_bounds(ds.crs, scene.crs, *ds.bounds)
         if not _overlaps(mb, scene.bounds):
@@ -210,16 +265,33 @@ def assign_splits(n:int, # number of units (scenes or blocks)
                   val_fraction:float, # share of units for validation
                   test_fraction:float, # share of units for testing
                   seed:int=0, # seed of the permutation
+                  unit:str='unit', # what a unit is, for the error message ('scene', 'block')
                  ):
-    "Split name of each of `n` units, with exact quotas over a seeded permutation."
-    n_test, n_val = round(n * test_fraction), round(n * val_fraction)
-    if n_test + n_val >= n and n > 0: raise InputError(f"sat.val_fraction + sat.test_fraction leave no training unit out of {n}; use more scenes/blocks or smaller fractions")
+    "Split name of each of `n` units: exact quotas over a seeded permutation, at least one unit per non-zero share."
+    quota = lambda f: max(1, round(n * f)) if f > 0 else 0
+    n_test, n_val = quota(test_fraction), quota(val_fraction)
+    if n_test + n_val >= n and n > 0:
+        raise InputError(f"{n} {unit}(s) are too few for val {val_fraction} and test {test_fraction} (would leave val {n_val}, test {n_test}, "
+                         f"no training {unit}); use more {unit}s, smaller fractions, another --split, or --split none")
     out = np.array(['train'] * n, dtype=object)
     perm = np.random.default_rng(seed).permutation(n)
     out[perm[:n_test]] = 'test'; out[perm[n_test:n_test + n_val]] = 'val'
     return list(out)
 
 # %% ../../nbs/10_sat_data.ipynb #5c611596
+def block_grids(sizes:list, # (width, height) of each scene, pixels
+                block_px:int, # block edge, pixels
+                val_fraction:float, test_fraction:float, # shares of blocks
+                seed:int=0, # seed of the assignment
+               ):
+    "Split of every block of every scene: one assignment over the blocks of all scenes pooled."
+    shapes = [(-(-h // block_px), -(-w // block_px)) for w, h in sizes]
+    flat = assign_splits(sum(r * c for r, c in shapes), val_fraction, test_fraction, seed, unit='block')
+    grids, k = [], 0
+    for r, c in shapes:
+        grids.append(np.array(flat[k:k + r * c], dtype=object).reshape(r, c)); k += r * c
+    return grids
+
 class BlockSplit:
     "Split of the samples of one scene by spatial blocks, with a guard band between splits."
     def __init__(self, width:int, # scene width, pixels
@@ -228,10 +300,11 @@ class BlockSplit:
                  gap:int, # guard band: pixels between samples of different splits
                  val_fraction:float, test_fraction:float, # shares of blocks
                  seed:int=0, # seed of the block assignment
+                 grid=None, # the scene's block splits from `block_grids` (default: this scene alone)
                 ):
         self.b, self.gap = block_px, gap
-        self.nr, self.nc = -(-height // block_px), -(-width // block_px)
-        self.grid = np.array(assign_splits(self.nr * self.nc, val_fraction, test_fraction, seed), dtype=object).reshape(self.nr, self.nc)
+        self.grid = grid if grid is not None else block_grids([(width, height)], block_px, val_fraction, test_fraction, seed)[0]
+        self.nr, self.nc = self.grid.shape
 
     def __call__(self, r:int, c:int, n:int):
         "Split of the sample at row `r`, column `c` with edge `n`, or None if it lies in a guard band."
@@ -239,6 +312,76 @@ class BlockSplit:
         r0, r1 = max(r - self.gap, 0) // self.b, min((r + n + self.gap - 1) // self.b, self.nr - 1)
         c0, c1 = max(c - self.gap, 0) // self.b, min((c + n + self.gap - 1) // self.b, self.nc - 1)
         return own if (self.grid[r0:r1 + 1, c0:c1 + 1] == own).all() else None
+
+# %% ../../nbs/10_sat_data.ipynb #d8318807
+def chip_id(name:str, # a file name such as 'Ghana_103272_S1Hand.tif'
+           ):
+    "Sen1Floods11 chip id of a file name ('Ghana_103272'); other names give their stem."
+    stem = Path(name).name.split('.')[0]
+    m = re.fullmatch(r'(.+_\d+)_[A-Za-z0-9]+', stem)
+    return m.group(1) if m else stem
+
+def sen1floods11_pairs(folder:str|Path, # a Sen1Floods11 folder (chips and labels, or S1Hand/ and LabelHand/)
+                       chips:str='S1Hand', # image kind to pair with LabelHand: 'S1Hand' or 'S2Hand'
+                      ):
+    "(image, label) pairs of a Sen1Floods11 folder, matched by chip id."
+    d = Path(folder)
+    img_dir, lab_dir = (d/chips, d/'LabelHand') if (d/chips).is_dir() else (d, d)
+    ims = {chip_id(p.name): p for p in sorted(img_dir.glob(f'*_{chips}.tif'))}
+    labs = {chip_id(p.name): p for p in sorted(lab_dir.glob('*_LabelHand.tif'))} if lab_dir.is_dir() else {}
+    if not ims: raise InputError(f"{d}: holds no *_{chips}.tif chips (nor a {chips}/ folder); pass a Sen1Floods11 folder, or scenes as files or a quoted glob such as '{d}/*.tif'")
+    for k, p in ims.items():
+        if k not in labs: raise InputError(f"{p}: chip {k} has no {k}_LabelHand.tif in {lab_dir}; add its label or remove the chip")
+    for k, p in labs.items():
+        if k not in ims: raise InputError(f"{p}: label of chip {k} has no {k}_{chips}.tif in {img_dir}; add the chip or remove the label")
+    return [(ims[k], labs[k]) for k in sorted(ims)]
+
+def find_scenes(sources:list, # files, quoted globs, or Sen1Floods11 folders
+                masks:list|None=None, # masks of the plain files: one for all, or one per file in order
+                chips:str='S1Hand', # Sen1Floods11 image kind paired with LabelHand in folders
+               ):
+    "(image, mask) pairs of every source: folders bring their labels, `masks` pair with the files."
+    items = []
+    for s in map(str, sources):
+        hits = [Path(s)] if Path(s).exists() or not any(ch in s for ch in '*?[') else sorted(Path(h) for h in glob.glob(s))
+        if not hits: raise InputError(f"{s}: the pattern matches no file; check the path")
+        for h in hits: items += sen1floods11_pairs(h, chips) if h.is_dir() else [h]
+    masks, plain = list(masks or []), [x for x in items if isinstance(x, Path)]
+    if masks and len(plain) < len(items): raise InputError(f"--mask {masks[0]}: Sen1Floods11 folders bring their own labels; pass --mask only with image files")
+    if masks and len(masks) not in (1, len(plain)): raise InputError(f"--mask: give one mask for all {len(plain)} scene(s) or one per scene in the same order (got {len(masks)})")
+    it = iter(masks * len(plain) if len(masks) == 1 else masks)
+    pairs = [x if isinstance(x, tuple) else (x, next(it, None)) for x in items]
+    seen = Counter(str(Path(i).resolve()) for i, _ in pairs)
+    if dup := [k for k, v in seen.items() if v > 1]: raise InputError(f"{dup[0]}: given more than once; pass each scene once")
+    return pairs
+
+# %% ../../nbs/10_sat_data.ipynb #91feda6a
+def _csv_split(spec):
+    "(split, path) of 'PATH' or 'NAME=PATH'."
+    name, sep, path = str(spec).rpartition('=')
+    if not sep:
+        words = set(re.split('[^a-z]+', Path(path).stem.lower()))
+        found = [s for s, keys in (('train', {'train'}), ('val', {'val', 'valid', 'validation'}), ('test', {'test'})) if words & keys]
+        if len(found) != 1: raise InputError(f"{path}: cannot tell train, val or test from its name; write it as test={path} (or train=, val=)")
+        return found[0], Path(path)
+    name = {'valid': 'val', 'validation': 'val'}.get(name, name)
+    if name not in SPLITS: raise InputError(f"{spec}: unknown split {name!r}; use train=, val= or test=")
+    return name, Path(path)
+
+def read_split_csvs(csvs:list, # split CSV paths, each 'PATH' or 'NAME=PATH'
+                   ):
+    "Split of every chip id named in Sen1Floods11 split CSVs (rows 'Chip_S1Hand.tif,Chip_LabelHand.tif', no header)."
+    table = {}
+    for spec in csvs:
+        split, p = _csv_split(spec)
+        _check_file(p)
+        with open(p, newline='') as f: rows = [r for r in csv.reader(f) if r and r[0].strip()]
+        if not rows: raise InputError(f"{p}: holds no rows; pass a split CSV with one chip per row")
+        for r in rows:
+            k = chip_id(r[0].strip())
+            if table.get(k, split) != split: raise InputError(f"{p}: chip {k} is also in the {table[k]} split; a chip belongs to one split")
+            table[k] = split
+    return table
 
 # %% ../../nbs/10_sat_data.ipynb #6f0002c6
 def _valid(strip, nodata):
@@ -270,7 +413,7 @@ def scene_samples(scene:Scene, # the scene to cut
     with rasterio.open(scene.path) as ds:
         for r in rows:
             win = Window(0, int(r), width, n)
-            strip = ds.read(window=win)
+            strip = ds.read(list(scene.indexes) if scene.indexes else None, window=win)
             ok = _valid(strip, scene.nodata)
             valid_seen |= bool(ok.any())
             pv = _prefix(n - ok.sum(0))
@@ -306,15 +449,16 @@ class ShardWriter:
     "Write records into per-split TFRecord shards of `shard_size` records, each shard atomically."
     def __init__(self, out_dir:Path, # the output folder
                  shard_size:int, # records per shard
+                 tag:str='', # inserted after the split name, e.g. '-r1', to keep runs apart
                 ):
-        self.out, self.size = Path(out_dir), shard_size
+        self.out, self.size, self.tag = Path(out_dir), shard_size, tag
         self.open, self.done, self.counts = {}, [], Counter()
 
     def write(self, split:str, record:bytes):
         "Append one serialised record to the current shard of `split`."
         if split not in self.open:
             stack = contextlib.ExitStack()
-            name = f"{split}-{len([d for d in self.done if d['split'] == split]):05d}.tfrecord"
+            name = f"{split}{self.tag}-{len([d for d in self.done if d['split'] == split]):05d}.tfrecord"
             tmp = stack.enter_context(atomic_path(self.out/name))
             self.open[split] = (stack, _tf().io.TFRecordWriter(str(tmp)), name, [0])
         stack, w, name, k = self.open[split]
@@ -349,80 +493,150 @@ def _check_out_dir(out):
 def _pairs(scenes):
     return [(s, None) if isinstance(s, (str, Path)) else (s[0], s[1]) for s in scenes]
 
+def _existing(out, append, overwrite):
+    "The metadata already in `out` (or None), refusing a non-empty folder unless appending or overwriting."
+    if append and overwrite: raise InputError("--append and --overwrite exclude each other; pick one")
+    files = [p for p in out.iterdir() if not p.name.startswith('.')]
+    p = out/'metadata.json'
+    try: old = json.loads(p.read_text()) if p.exists() else None
+    except (json.JSONDecodeError, UnicodeDecodeError): raise InputError(f"{p}: not valid JSON; pass --overwrite to replace the data set") from None
+    if files and not (append or overwrite):
+        what = f"a tiled data set of {old.get('count')} samples" if old else f"{len(files)} file(s)"
+        raise InputError(f"{out}: already holds {what}; pass --append to add these scenes, --overwrite to replace it, or an empty --out")
+    if append and files and old is None: raise InputError(f"{out}: holds files but no metadata.json to append to; use an empty --out or --overwrite")
+    return old
+
+def _run_tag(out):
+    "'' for the first run into `out`, else '-rN' with N unused by its shards."
+    names = [p.name for p in out.glob('*.tfrecord')]
+    n = 1
+    while any(re.match(rf'[a-z]+-r{n}-', f) for f in names): n += 1
+    return f'-r{n}' if names else ''
+
+class SplitWarning(UserWarning):
+    "A split that ended up without samples, or scenes left out of every split CSV."
+
+_SAME = ('format', 'dtype', 'bands', 'band_names', 'tile_size', 'sample_size', 'stride', 'normalisation')
+
+def _check_append(out, old, new, shas):
+    "Refuse to append scenes of another layout, or scenes already in the data set."
+    for k in _SAME:
+        if k in old and old[k] != new[k]: raise InputError(f"{out}: holds samples with {k} {old[k]!r}, these scenes give {new[k]!r}; tile them into another --out")
+    have = {s['sha256']: s for s in old['sources']}
+    for p, h in shas.items():
+        if h in have: raise InputError(f"{p}: already in the data set in {out} (as {Path(have[h]['image']).name}, split {have[h].get('split')}); remove it from the sources")
+
 # %% ../../nbs/10_sat_data.ipynb #b6798545
-def tile_scenes(scenes:list, # image paths, or (image, mask) pairs (mask may be None)
+def tile_scenes(scenes:list, # image paths, or (image, mask) pairs (mask may be None); see `find_scenes`
                 out_dir:str|Path, # folder for the shards and metadata.json
                 tile_size:int, # tile edge T in pixels; a sample is 2T x 2T
                 stride:int|None=None, # pixels between samples (default 2T: no overlap)
                 min_water:float=0.0, # keep only samples with at least this water fraction
-                split:str='block', # 'block', 'scene' or 'none' (everything in train)
+                split:str='block', # 'block', 'scene' or 'none' (everything in train); `split_csv` makes it 'csv'
                 val_fraction:float=0.2, # share of blocks/scenes for validation
                 test_fraction:float=0.2, # share of blocks/scenes for testing
                 block:int=4, # block edge in samples (split='block')
-                db_range:tuple=(-25.0, 5.0), # SAR dB range mapped to [-1, 1]
+                db_range=None, # SAR dB ranges: None (VV, VH defaults), one (low, high) pair, or one pair per band
                 seed:int=0, # seed of the split assignment
                 shard_size:int=512, # samples per shard
                 bands:int|None=None, # required band count (None: any supported layout)
+                select:tuple|None=None, # 1-based bands to read, in order (None: all), e.g. (4, 3, 2)
+                split_csv:list|None=None, # Sen1Floods11 split CSVs ('PATH' or 'NAME=PATH'): chips go to the splits they list
+                append:bool=False, # add to the data set already in `out_dir`
+                overwrite:bool=False, # replace the data set already in `out_dir`
                ):
     "Cut 2x2 samples from GeoTIFF scenes into TFRecord shards plus `metadata.json`; return the metadata."
     if not isinstance(tile_size, int) or tile_size < 1: raise InputError(f"--tile-size {tile_size!r}: must be a positive integer")
     stride = stride or 2 * tile_size
     if stride < 1: raise InputError(f"--stride {stride}: must be positive")
-    if split not in ('block', 'scene', 'none'): raise InputError(f"split {split!r}: use 'block', 'scene' or 'none'")
+    if split not in ('block', 'scene', 'none'): raise InputError(f"split {split!r}: use 'block', 'scene' or 'none' (or split CSVs)")
     if not 0 <= min_water <= 1: raise InputError(f"--min-water {min_water}: must be in [0, 1]")
-    pairs = _pairs(scenes)
+    pairs, left_out, scene_split = _pairs(scenes), 0, None
     if not pairs: raise InputError("no scenes given; pass at least one GeoTIFF")
-    sc = [open_scene(i, bands) for i, _ in pairs]
+    if split_csv:
+        table = read_split_csvs(split_csv)
+        named = [table.get(chip_id(Path(i).name)) for i, _ in pairs]
+        if not any(named): raise InputError(f"{Path(str(split_csv[0]).rpartition('=')[2])}: names none of the {len(pairs)} scene(s) given (e.g. chip {chip_id(Path(pairs[0][0]).name)}); pass the split CSVs of these chips")
+        left_out = named.count(None)
+        pairs, scene_split, split = [p for p, s in zip(pairs, named) if s], [s for s in named if s], 'csv'
+    sc = [open_scene(i, bands, select) for i, _ in pairs]
     for s in sc:
         if min(s.width, s.height) < 2 * tile_size:
             raise InputError(f"{s.path}: a 2x2 sample of tile size {tile_size} needs {2*tile_size} x {2*tile_size} pixels, the scene is {s.width} x {s.height}; use a smaller --tile-size")
-    kinds = {(s.format, s.dtype, s.count) for s in sc}
+    kinds = {(s.format, s.dtype, s.band_names) for s in sc}
     if len(kinds) > 1: raise InputError(f"{sc[-1].path}: scenes must share one layout, got {sorted(kinds)}; tile them into separate folders")
     for (_, m), s in zip(pairs, sc):
         if m is not None: MaskReader(m, s).close()   # fail early on a bad mask
     if min_water > 0 and any(m is None for _, m in pairs): raise InputError("--min-water needs a --mask for every scene")
+    n, s0 = 2 * tile_size, sc[0]
+    layout = dict(tile_size=tile_size, sample_size=n, stride=stride, bands=s0.count, band_names=list(s0.band_names),
+                  dtype=s0.dtype if s0.dtype != 'float64' else 'float32', format=s0.format,
+                  normalisation=norm_spec(s0.format, s0.dtype, db_range, s0.band_names))
+    if split == 'scene': scene_split = assign_splits(len(sc), val_fraction, test_fraction, seed, unit='scene')
+    grids = block_grids([(s.width, s.height) for s in sc], block * n, val_fraction, test_fraction, seed) if split == 'block' else None
     out = _check_out_dir(out_dir)
-    scene_split = assign_splits(len(sc), val_fraction, test_fraction, seed) if split == 'scene' else None
-    return _tile(pairs, sc, out, tile_size, stride, min_water, split, scene_split, val_fraction, test_fraction,
-                 block, db_range, seed, shard_size)
+    old = _existing(out, append, overwrite)
+    shas = {s.path: sha256(s.path) for s in sc}
+    if append and old: _check_append(out, old, layout, shas)
+    plan = dict(split=split, scene_split=scene_split, grids=grids, left_out=left_out,
+                split_info=dict(method=split, block=block, gap=tile_size, val_fraction=val_fraction, test_fraction=test_fraction,
+                                seed=seed, csv=[str(c) for c in split_csv] if split_csv else None))
+    meta = _tile(pairs, sc, shas, out, layout, plan, min_water, shard_size, len(old['sources']) if append and old else 0)
+    for w in meta['warnings']: warnings.warn(w, SplitWarning, stacklevel=2)
+    if append and old: meta = _merge(old, meta)
+    write_json_atomic(meta, out/'metadata.json')
+    if overwrite and old:
+        for d in old.get('shards', []): (out/d['file']).unlink(missing_ok=True)
+    return meta
 
 # %% ../../nbs/10_sat_data.ipynb #ce87b27a
-def _tile(pairs, sc, out, tile_size, stride, min_water, split, scene_split, val_fraction, test_fraction,
-          block, db_range, seed, shard_size):
-    (out/'metadata.json').unlink(missing_ok=True)   # the old data set is no longer complete
-    n, skipped, sources, water_px = 2 * tile_size, Counter(), [], 0
-    writer = ShardWriter(out, shard_size)
+def _tile(pairs, sc, shas, out, layout, plan, min_water, shard_size, first_index):
+    "Stream every scene into new shards of `out`; return this run's metadata."
+    n, tile_size, skipped, sources, water_px = layout['sample_size'], layout['tile_size'], Counter(), [], 0
+    writer = ShardWriter(out, shard_size, _run_tag(out))
     try:
         with rasterio.Env(GDAL_CACHEMAX=64 * 2**20):
             for i, ((img, m), s) in enumerate(zip(pairs, sc)):
-                if split == 'block': splitter = BlockSplit(s.width, s.height, block * n, tile_size, val_fraction, test_fraction, seed + i)
-                else: splitter = (lambda r, c, k, _s=(scene_split[i] if scene_split else 'train'): _s)
+                own = plan['scene_split'][i] if plan['scene_split'] else None
+                if plan['grids'] is not None: splitter = BlockSplit(s.width, s.height, n * plan['split_info']['block'], tile_size, 0, 0, grid=plan['grids'][i])
+                else: splitter = (lambda r, c, k, _s=own or 'train': _s)
                 k0 = sum(writer.counts.values())
                 with (MaskReader(m, s) if m is not None else contextlib.nullcontext()) as mr:
-                    for sp, im, mk, r, c in scene_samples(s, mr, tile_size, stride, min_water, splitter, skipped):
+                    for sp, im, mk, r, c in scene_samples(s, mr, tile_size, layout['stride'], min_water, splitter, skipped):
                         t = windows.transform(Window(c, r, n, n), s.affine)
-                        writer.write(sp, _example(im, mk, tuple(t)[:6], i, r, c))
+                        writer.write(sp, _example(im, mk, tuple(t)[:6], first_index + i, r, c))
                         water_px += int(mk.sum())
-                sources.append(dict(image=s.path, mask=str(m) if m else None, sha256=sha256(s.path),
+                sources.append(dict(image=s.path, mask=str(m) if m else None, sha256=shas[s.path],
                                     mask_sha256=sha256(m) if m else None, bytes=Path(s.path).stat().st_size,
                                     width=s.width, height=s.height, crs=s.crs, transform=list(s.transform),
-                                    format=s.format, samples=sum(writer.counts.values()) - k0,
-                                    split=scene_split[i] if scene_split else None))
+                                    format=s.format, bands=list(s.indexes), samples=sum(writer.counts.values()) - k0, split=own))
         shards = writer.close()
     except BaseException:
         writer.abort(); raise
-    s0 = sc[0]
+    counts = {k: writer.counts.get(k, 0) for k in SPLITS}
+    warn = []
+    if plan['split'] != 'none':
+        info = plan['split_info']
+        wanted = {'val': info['val_fraction'] > 0 or plan['split'] == 'csv', 'test': info['test_fraction'] > 0 or plan['split'] == 'csv'}
+        empty = [k for k in ('val', 'test') if wanted[k] and not counts[k]]
+        if empty: warn.append(f"split {plan['split']!r} left {' and '.join(empty)} without samples (train {counts['train']}, val {counts['val']}, test {counts['test']})")
+    if plan['left_out']: warn.append(f"{plan['left_out']} scene(s) are in none of the split CSVs and were left out")
     crs = sorted({s.crs for s in sc})
-    meta = dict(count=sum(writer.counts.values()), counts={k: writer.counts.get(k, 0) for k in SPLITS},
-                tile_size=tile_size, sample_size=n, stride=stride, bands=s0.count, dtype=s0.dtype if s0.dtype != 'float64' else 'float32',
-                format=s0.format, normalisation=norm_spec(s0.format, s0.dtype, db_range),
-                crs=crs[0] if len(crs) == 1 else crs, split=dict(method=split, block=block, gap=tile_size,
-                val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+    count, created = sum(counts.values()), now_iso()
+    return dict(count=count, counts=counts, **layout, crs=crs[0] if len(crs) == 1 else crs, split=plan['split_info'],
                 filters=dict(nodata=True, min_water=min_water), skipped=dict(skipped),
-                water_fraction=water_px / max(1, sum(writer.counts.values())) / n**2, shards=shards,
-                sources=sources, created=now_iso())
-    write_json_atomic(meta, out/'metadata.json')
-    return meta
+                water_fraction=water_px / max(1, count) / n**2, shards=shards, sources=sources, created=created,
+                warnings=warn, runs=[dict(created=created, count=count, scenes=len(sc), split=plan['split_info']['method'])])
+
+def _merge(old, new):
+    "Metadata of a data set `old` with the run `new` appended."
+    n0, n1 = old['count'], new['count']
+    crs = sorted(set(old['crs'] if isinstance(old['crs'], list) else [old['crs']]) | set(new['crs'] if isinstance(new['crs'], list) else [new['crs']]))
+    return dict(old, count=n0 + n1, counts={k: old['counts'].get(k, 0) + new['counts'][k] for k in SPLITS},
+                crs=crs[0] if len(crs) == 1 else crs, skipped=dict(Counter(old['skipped']) + Counter(new['skipped'])),
+                water_fraction=(old['water_fraction'] * n0 + new['water_fraction'] * n1) / max(1, n0 + n1),
+                shards=old['shards'] + new['shards'], sources=old['sources'] + new['sources'], updated=new['created'],
+                warnings=old.get('warnings', []) + new['warnings'], runs=old.get('runs', []) + new['runs'])
 
 # %% ../../nbs/10_sat_data.ipynb #081ab22a
 def read_metadata(data_dir:str|Path, # a folder written by `tile_scenes`
@@ -435,7 +649,7 @@ def read_metadata(data_dir:str|Path, # a folder written by `tile_scenes`
 def _decoder(meta, with_transform):
     tf = _tf()
     n, c = meta['sample_size'], meta['bands']
-    lo, hi, a, b = spec_affine(meta['normalisation'])
+    lo, hi, a, b = (np.asarray(v, np.float32) for v in spec_affine(meta['normalisation']))
     spec = dict(image=tf.io.FixedLenFeature([], tf.string), mask=tf.io.FixedLenFeature([], tf.string),
                 transform=tf.io.FixedLenFeature([], tf.string))
     def decode(rec):
@@ -490,27 +704,55 @@ def split_tiles(samples, # a batch (batch, 2T, 2T, channels) of 2x2 samples
     return samples[:, :t, :t], samples[:, :t, t:], samples[:, t:, :t], samples[:, t:, t:]
 
 # %% ../../nbs/10_sat_data.ipynb #d9943b26
+def _numbers(opt, text, kind=float):
+    "Comma-separated numbers of option `opt`."
+    try: return [kind(v) for v in str(text).split(',')]
+    except ValueError: raise InputError(f"{opt} {text!r}: give comma-separated numbers, e.g. {'4,3,2' if kind is int else '-25,5'}") from None
+
 @command
-def sat_tiles_cli(image:str, # GeoTIFF scene (UNOSAT uint8, Sen1Floods11 float32 dB, or optical)
-                  mask:str=None, # flood/water mask: GeoTIFF (binary or -1/0/1) or GeoJSON polygons
+def sat_tiles_cli(source:Annotated[str, dict(nargs='+')], # GeoTIFF scenes, quoted globs, or Sen1Floods11 folders
+                  mask:Annotated[str, dict(nargs='+')]=None, # masks: one for all scenes or one per scene; GeoTIFF or vector (shapefile, GeoPackage, GeoJSON)
                   tile_size:int=None, # tile edge T in pixels; samples are 2T x 2T (required)
                   out:str=None, # output folder for TFRecord shards and metadata.json (required)
                   stride:int=None, # pixels between samples (default 2T: no overlap)
                   min_water:float=0.0, # keep only samples with at least this water fraction
                   split:str='block', # leak-free split: 'block', 'scene' or 'none'
+                  split_csv:Annotated[str, dict(nargs='+')]=None, # Sen1Floods11 split CSVs (PATH or NAME=PATH); overrides --split
                   block:int=4, # block edge in samples for split='block'
-                  profile:str='quick', # profile giving sat.val_fraction, sat.test_fraction, sat.db_range
+                  bands:str=None, # 1-based bands to read, comma-separated, e.g. 4,3,2 (default: all)
+                  chips:str='S1Hand', # Sen1Floods11 chips a folder pairs with LabelHand: S1Hand or S2Hand
+                  db_range:str=None, # SAR dB range LOW,HIGH for all bands, or one pair per band (default VV -25,5 and VH -35,-5)
+                  val_fraction:float=None, # share of scenes/blocks for validation (default: the profile's)
+                  test_fraction:float=None, # share of scenes/blocks for testing (default: the profile's)
+                  append:bool=False, # add these scenes to the data set already in --out
+                  overwrite:bool=False, # replace the data set already in --out
+                  profile:str='quick', # profile giving sat.val_fraction and sat.test_fraction
                   seed:int=0, # seed of the split assignment
                   json:bool=False, # print the summary as one JSON line
                  ):
-    "Cut 2x2 tile samples from a GeoTIFF (and its mask) into TFRecord shards plus metadata.json."
+    "Cut 2x2 tile samples from GeoTIFF scenes (and their masks) into TFRecord shards plus metadata.json."
     if tile_size is None: raise InputError("--tile-size is required, e.g. --tile-size 128")
     if out is None: raise InputError("--out is required: the folder for the shards")
     cfg = load_profile(profile).sat
-    meta = tile_scenes([(image, mask)], out, tile_size, stride, min_water, split, cfg.val_fraction, cfg.test_fraction,
-                       block, tuple(cfg.db_range), seed)
-    return dict(count=meta['count'], tile_size=tile_size, bands=meta['bands'], crs=meta['crs'], skipped=meta['skipped'],
-                counts=meta['counts'], shards=len(meta['shards']), out=str(out))
+    rng = None
+    if db_range is not None:
+        v = _numbers('--db-range', db_range)
+        if len(v) % 2: raise InputError(f"--db-range {db_range!r}: give LOW,HIGH pairs, e.g. --db-range=-25,5,-35,-5")
+        rng = tuple(v) if len(v) == 2 else [tuple(v[i:i + 2]) for i in range(0, len(v), 2)]
+    pairs = find_scenes(source, mask, chips)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('ignore')
+        warnings.simplefilter('always', SplitWarning)
+        meta = tile_scenes(pairs, out, tile_size, stride, min_water, split,
+                           cfg.val_fraction if val_fraction is None else val_fraction,
+                           cfg.test_fraction if test_fraction is None else test_fraction, block, rng, seed,
+                           select=_numbers('--bands', bands, int) if bands else None, split_csv=split_csv,
+                           append=append, overwrite=overwrite)
+    warned = [str(w.message) for w in caught if issubclass(w.category, SplitWarning)]
+    for w in warned: print(f"{Path(sys.argv[0]).name}: warning: {w}", file=sys.stderr, flush=True)
+    return dict(count=meta['count'], tile_size=tile_size, bands=meta['bands'], band_names=meta['band_names'], crs=meta['crs'],
+                skipped=meta['skipped'], counts=meta['counts'], scenes=len(meta['sources']), shards=len(meta['shards']),
+                normalisation=meta['normalisation'], warnings=warned, out=str(out))
 
 # %% ../../nbs/10_sat_data.ipynb #18fc6b71
 def write_large_scene(path:str|Path, # the GeoTIFF to write

@@ -255,7 +255,7 @@ def embedded_sar(work_dir:str|Path, # the experiments' shared work folder
     if not _fresh(d['sar_tiles'], recipe):
         pairs = make_sar_scenes(d['sar_scenes'], sat['n_scenes'], sat['scene_size'], sat['looks'], tuple(sat['db_range']), seed)
         tile_scenes(pairs, d['sar_tiles'], sat['tile_size'], sat['stride'], sat['min_water_fraction'], 'scene',
-                    sat['val_fraction'], sat['test_fraction'], db_range=tuple(sat['db_range']), seed=seed)
+                    sat['val_fraction'], sat['test_fraction'], db_range=tuple(sat['db_range']), seed=seed, overwrite=True)
         write_json_atomic(recipe, d['sar_tiles']/'recipe.json')
     return d['sar_tiles']
 
@@ -270,7 +270,7 @@ def embedded_optical(work_dir:str|Path, # the experiments' shared work folder
     if not _fresh(d['optical_tiles'], recipe):
         img, water = blue_marble_geotiff(d['optical_scenes'])
         tile_scenes([(img, water)], d['optical_tiles'], sat['tile_size'], sat['stride'], sat['min_water_fraction'], 'block',
-                    sat['val_fraction'], sat['test_fraction'], seed=seed)
+                    sat['val_fraction'], sat['test_fraction'], seed=seed, overwrite=True)
         write_json_atomic(recipe, d['optical_tiles']/'recipe.json')
     return d['optical_tiles']
 
