@@ -320,6 +320,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'tilegan_core.loops._replica_step': ('loops.html#_replica_step', 'tilegan_core/loops.py'),
                                     'tilegan_core.loops._replicas': ('loops.html#_replicas', 'tilegan_core/loops.py'),
                                     'tilegan_core.loops._restore': ('loops.html#_restore', 'tilegan_core/loops.py'),
+                                    'tilegan_core.loops._rmtree': ('loops.html#_rmtree', 'tilegan_core/loops.py'),
                                     'tilegan_core.loops._scalar_metadata': ('loops.html#_scalar_metadata', 'tilegan_core/loops.py'),
                                     'tilegan_core.loops._toy_train_step': ('loops.html#_toy_train_step', 'tilegan_core/loops.py'),
                                     'tilegan_core.loops._trackables': ('loops.html#_trackables', 'tilegan_core/loops.py'),

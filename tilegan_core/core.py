@@ -44,12 +44,15 @@ def _atomic_local(dest:Path):
 @contextlib.contextmanager
 def _atomic_url(dest:str):
     import tensorflow as tf  # only bucket writes need TensorFlow's file systems
+    parent, name = dest.rstrip('/').rsplit('/', 1)
     with tempfile.TemporaryDirectory(prefix='tilegan-') as d:
-        tmp = Path(d)/dest.rstrip('/').rsplit('/', 1)[-1]
+        tmp = Path(d)/name
         yield tmp
+        staged = f'{parent}/.tmp-{os.urandom(4).hex()}-{name}'
         try:
-            tf.io.gfile.makedirs(dest.rsplit('/', 1)[0])
-            tf.io.gfile.copy(str(tmp), dest, overwrite=True)  # one upload: the object appears whole or not at all
+            tf.io.gfile.makedirs(parent)
+            tf.io.gfile.copy(str(tmp), staged)  # one upload of the complete file
+            tf.io.gfile.rename(staged, dest, overwrite=True)  # on an object store: a server-side copy, published whole
         except tf.errors.OpError as e:
             raise InputError(f"{dest}: cannot write ({' '.join(e.message.split())[:120]}); check the bucket path and its credentials")
 
