@@ -1,17 +1,19 @@
 # The two commands of the README quick start, and what they stand on.
 # `make reproduce` and `make test` each set up .venv first, so both work on a fresh machine.
+# Python 3.11 (what CI runs), 3.12 or 3.13: `make test PYTHON=python3.12` rebuilds .venv with it.
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-$(notdir $(PYTHON))
 PYTEST_ARGS ?=
 
 .PHONY: setup reproduce test test-fast check export notebooks pytest clean
 
 setup: $(STAMP)
 
+# a stamp of another interpreter means .venv was built with it: start again from an empty one
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(if $(filter-out $(STAMP),$(wildcard $(VENV)/.installed-*)),--clear) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null

@@ -138,12 +138,17 @@ def test_nonfinite_stops_and_keeps_checkpoint(tmp_path):
     assert rc == 0 and s['start_step'] == 10, err  # the kept checkpoint is good
 
 
-def _workers(run, steps, ports, resume=False, every=10):
+def launch_workers(cmd, ports):
+    "Start `cmd` once per port: the workers of one local job, each with the TF_CONFIG the Kubeflow operator would set."
     from tilegan_core.distribute import local_tf_config
-    cmd = [TRAIN, 'toy', '--strategy', 'multiworker', '--steps', str(steps), '--set', f'train.checkpoint_every={every}',
-           '--out', str(run), '--json'] + (['--resume'] if resume else [])
     return [subprocess.Popen(cmd, env={**ENV, 'TF_CONFIG': local_tf_config(ports, i)}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for i in range(len(ports))]
+
+
+def _workers(run, steps, ports, resume=False, every=10):
+    cmd = [TRAIN, 'toy', '--strategy', 'multiworker', '--steps', str(steps), '--set', f'train.checkpoint_every={every}',
+           '--out', str(run), '--json'] + (['--resume'] if resume else [])
+    return launch_workers(cmd, ports)
 
 
 @pytest.mark.slow

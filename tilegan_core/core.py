@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['InputError', 'atomic_path', 'write_json_atomic', 'set_seed', 'repo_root', 'git_commit', 'now_iso']
+__all__ = ['InputError', 'is_url', 'atomic_path', 'write_json_atomic', 'set_seed', 'repo_root', 'git_commit', 'now_iso']
 
 # %% ../nbs/00_core.ipynb #3a7a1d6b
 class InputError(ValueError):
@@ -20,17 +20,19 @@ def _umask():
     "The process umask (read by setting and restoring it)."
     m = os.umask(0); os.umask(m); return m
 
+def is_url(path:str|Path, # a path or URL
+          ):
+    "True for a URL (`gs://`, `s3://`, `ram://`, ...): opened through TensorFlow's file systems (`tf.io.gfile`), never `pathlib`."
+    return '://' in str(path)
+
 @contextlib.contextmanager
-def atomic_path(dest:str|Path, # the final file name
-               ):
-    "Yield a temporary path beside `dest`; rename it to `dest` only if the block succeeds."
-    dest = Path(dest)
+def _atomic_local(dest:Path):
     parent = dest.parent if str(dest.parent) else Path('.')
     if not parent.exists():
         try: parent.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise InputError(f"{parent}: cannot create the output folder ({e.strerror}); choose a writable path")
     if not os.access(parent, os.W_OK): raise InputError(f"{parent}: output folder is not writable; choose a writable path")
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.tmp', dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=f'-{dest.name}', dir=parent)  # keeps the extension writers check
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions a plain open() would
     try:
@@ -39,12 +41,32 @@ def atomic_path(dest:str|Path, # the final file name
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
+@contextlib.contextmanager
+def _atomic_url(dest:str):
+    import tensorflow as tf  # only bucket writes need TensorFlow's file systems
+    parent, name = dest.rstrip('/').rsplit('/', 1)
+    with tempfile.TemporaryDirectory(prefix='tilegan-') as d:
+        tmp = Path(d)/name
+        yield tmp
+        staged = f'{parent}/.tmp-{os.urandom(4).hex()}-{name}'
+        try:
+            tf.io.gfile.makedirs(parent)
+            tf.io.gfile.copy(str(tmp), staged)  # one upload of the complete file
+            tf.io.gfile.rename(staged, dest, overwrite=True)  # on an object store: a server-side copy, published whole
+        except tf.errors.OpError as e:
+            raise InputError(f"{dest}: cannot write ({' '.join(e.message.split())[:120]}); check the bucket path and its credentials")
+
+def atomic_path(dest:str|Path, # the final file name: a local path or a URL
+               ):
+    "Context manager: a temporary file to write; it becomes `dest` only if the block succeeds."
+    return _atomic_url(str(dest)) if is_url(dest) else _atomic_local(Path(dest))
+
 # %% ../nbs/00_core.ipynb #236a70a7
 def write_json_atomic(obj, dest:str|Path, # the JSON file to write
                      ):
     "Write `obj` as indented JSON to `dest` atomically."
     with atomic_path(dest) as p: p.write_text(json.dumps(obj, indent=1, default=_json_default) + '\n')
-    return Path(dest)
+    return str(dest) if is_url(dest) else Path(dest)
 
 def _json_default(o):
     if isinstance(o, np.generic): return o.item()

@@ -4,37 +4,67 @@
 
 # %% ../nbs/03_device.ipynb #6d68ad2d
 from __future__ import annotations
-import os, sys, platform
+import os, sys, glob, platform
 from pathlib import Path
 import psutil
 
 # %% auto #0
-__all__ = ['in_colab', 'tpu_hint', 'accelerator', 'detect_runtime', 'onednn', 'device_report']
+__all__ = ['TPU_BATCH_PER_CORE', 'in_colab', 'tpu_hint', 'tpu_address', 'accelerator', 'detect_runtime', 'onednn',
+           'device_report']
 
 # %% ../nbs/03_device.ipynb #44df1937
 def in_colab():
     "True when running inside Google Colab."
     return 'google.colab' in sys.modules
 
-def tpu_hint():
+def _tpu_vm(env:dict):
+    "True on a TPU VM (Cloud TPU or Colab's TPU runtime): the chips are local devices."
+    return bool(env.get('TPU_ACCELERATOR_TYPE')) or bool(glob.glob('/dev/accel*'))
+
+def tpu_hint(env:dict|None=None, # environment to read (default: this process's)
+            ):
     "True when the environment advertises a TPU."
-    return bool(os.environ.get('COLAB_TPU_ADDR') or os.environ.get('TPU_NAME')) or Path('/dev/accel0').exists()
+    env = os.environ if env is None else env
+    return bool(env.get('COLAB_TPU_ADDR') or env.get('TPU_NAME')) or _tpu_vm(env)
+
+def tpu_address(env:dict|None=None, # environment to read (default: this process's)
+               ):
+    "What `TPUClusterResolver(tpu=...)` needs: `TPU_NAME` when set, 'local' on a TPU VM, else '' (Colab's older TPU node)."
+    env = os.environ if env is None else env
+    return env.get('TPU_NAME') or ('local' if _tpu_vm(env) else '')
+
+def _tpu_answers(env=None):
+    "True when a TPU cluster resolver can be built (probed only where `tpu_hint` says a TPU may be)."
+    import tensorflow as tf
+    try: tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address(env)); return True
+    except (ValueError, RuntimeError, ImportError, tf.errors.OpError): return False
 
 def accelerator():
     "'tpu', 'gpu' or 'cpu': the best accelerator TensorFlow can use here."
     import tensorflow as tf
-    if tpu_hint():
-        try:
-            tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get('TPU_NAME', ''))
-            return 'tpu'
-        except (ValueError, RuntimeError): pass
+    if tpu_hint() and _tpu_answers(): return 'tpu'
     return 'gpu' if tf.config.list_physical_devices('GPU') else 'cpu'
 
-# %% ../nbs/03_device.ipynb #3c7bb8e8
-def detect_runtime():
-    "{'runtime': 'tpu'|'gpu'|'cpu', 'strategy': 'tpu'|'mirrored'|'default', 'colab': bool}: what to train on here."
-    acc = accelerator()
-    return dict(runtime=acc, strategy={'tpu': 'tpu', 'gpu': 'mirrored'}.get(acc, 'default'), colab=in_colab())
+# %% ../nbs/03_device.ipynb #545c6c72
+TPU_BATCH_PER_CORE = 128  # paper B: 3DGAN showers per TPU core per step
+
+def detect_runtime(env:dict|None=None, # environment to read (default: this process's)
+                   gpus:int|None=None, # GPUs TensorFlow sees (default: ask TensorFlow)
+                   tpu:bool|None=None, # whether a TPU answers (default: probe, where the environment advertises one)
+                  ):
+    "{runtime: 'tpu'|'gpu'|'cpu', strategy, replicas, overrides, colab}: this runtime and how to train on it."
+    env = os.environ if env is None else env
+    if tpu is None: tpu = tpu_hint(env) and _tpu_answers(env)
+    if gpus is None and not tpu:
+        import tensorflow as tf
+        gpus = len(tf.config.list_physical_devices('GPU'))
+    gpus, multi = int(gpus or 0), bool(env.get('TF_CONFIG', '').strip())
+    runtime = 'tpu' if tpu else 'gpu' if gpus else 'cpu'
+    strategy = ('tpu' if tpu else 'multiworker' if multi else 'mirrored' if gpus > 1 else 'default')
+    replicas = gpus if strategy == 'mirrored' else 1
+    over = [f'train.strategy={strategy}'] + ([f'train.replicas={replicas}'] if strategy == 'mirrored' else [])
+    if tpu: over.append(f'gan3d.batch_size={TPU_BATCH_PER_CORE}')
+    return dict(runtime=runtime, strategy=strategy, replicas=replicas, overrides=over, colab=in_colab())
 
 # %% ../nbs/03_device.ipynb #6c44be16
 def onednn():

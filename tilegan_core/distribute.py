@@ -9,12 +9,13 @@ from pathlib import Path
 import tensorflow as tf
 import keras
 import yaml
-from .core import InputError, atomic_path
+from .core import InputError, atomic_path, is_url
+from .device import tpu_address
 
 # %% auto #0
 __all__ = ['configure_devices', 'read_tf_config', 'is_chief_task', 'free_ports', 'local_tf_config', 'make_strategy', 'is_chief',
-           'global_batch', 'scaled_lr', 'set_precision', 'wrap_optimizer', 'train_command', 'render_tfjob',
-           'check_tfjob', 'write_tfjob']
+           'python_ops', 'check_tpu_input', 'global_batch', 'scaled_lr', 'set_precision', 'wrap_optimizer',
+           'train_command', 'render_tfjob', 'check_tfjob', 'write_tfjob']
 
 # %% ../nbs/20_distribute.ipynb #3354a3e1
 def configure_devices(replicas:int=1, # logical CPU devices to create when there is no GPU
@@ -77,7 +78,7 @@ def local_tf_config(ports:list, # one port per worker
 def _tpu_strategy():
     "TPUStrategy over a reachable TPU, or an InputError saying how to get one."
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address())
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
@@ -113,6 +114,25 @@ def is_chief(strategy, # the strategy in use
     "True when this process writes final outputs (always, except non-chief workers of a multi-worker job)."
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy): return is_chief_task(read_tf_config())
     return True
+
+# %% ../nbs/20_distribute.ipynb #df79f34e
+def python_ops(ds, # a `tf.data.Dataset`
+              ):
+    "The Python-function ops (`PyFunc`, `EagerPyFunc`, ...) in `ds`'s graph, sorted."
+    from tensorflow.core.framework import graph_pb2
+    raw = ds._as_serialized_graph(external_state_policy=tf.data.experimental.ExternalStatePolicy.IGNORE)
+    g = graph_pb2.GraphDef.FromString(raw.numpy())
+    ops = {n.op for n in g.node} | {n.op for f in g.library.function for n in f.node_def}  # map/filter bodies are library functions
+    return sorted(o for o in ops if 'PyFunc' in o)
+
+def check_tpu_input(ds, # the dataset a task trains on
+                    what:str='--data', # what to name in the error
+                   ):
+    "Raise InputError when `ds` runs Python code, which a TPU host cannot; returns `ds`."
+    if ops := python_ops(ds):
+        raise InputError(f"{what}: the input pipeline runs Python ({', '.join(ops)}), which a TPU cannot feed from; "
+                         "convert the data to TFRecord shards (e.g. calo.data.to_tfrecords) and pass those")
+    return ds
 
 # %% ../nbs/20_distribute.ipynb #1c82afb0
 def global_batch(per_replica:int, # examples per replica per step
@@ -168,15 +188,17 @@ def render_tfjob(command:list, # the argv every worker runs (see `train_command`
                  image:str='tilegan:latest', # container image with tilegan installed
                  name:str='tilegan-train', # job name (a DNS label)
                  namespace:str='default', # Kubernetes namespace
-                 volume_claim:str='tilegan-runs', # PersistentVolumeClaim shared by the workers
+                 volume_claim:str|None='tilegan-runs', # PersistentVolumeClaim shared by the workers; None when data and runs are on a bucket
                  mount:str='/runs', # where the claim is mounted in every pod
                 ):
     "A Kubeflow TFJob manifest (a dict) that runs `command` on `workers` pods."
     if workers < 1 or gpus_per_worker < 0: raise InputError(f"tfjob: workers={workers}, gpus_per_worker={gpus_per_worker}; need workers >= 1 and gpus >= 0")
     res = {'limits': {'nvidia.com/gpu': gpus_per_worker}} if gpus_per_worker else {'requests': {'cpu': '2'}}
-    container = {'name': 'tensorflow', 'image': image, 'command': list(command), 'resources': res,
-                 'volumeMounts': [{'name': 'runs', 'mountPath': mount}]}
-    pod = {'spec': {'containers': [container], 'volumes': [{'name': 'runs', 'persistentVolumeClaim': {'claimName': volume_claim}}]}}
+    container = {'name': 'tensorflow', 'image': image, 'command': list(command), 'resources': res}
+    pod = {'spec': {'containers': [container]}}
+    if volume_claim:
+        container['volumeMounts'] = [{'name': 'runs', 'mountPath': mount}]
+        pod['spec']['volumes'] = [{'name': 'runs', 'persistentVolumeClaim': {'claimName': volume_claim}}]
     return {'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': name, 'namespace': namespace},
             'spec': {'runPolicy': {'cleanPodPolicy': 'None'},
                      'tfReplicaSpecs': {'Worker': {'replicas': workers, 'restartPolicy': 'OnFailure', 'template': pod}}}}
@@ -204,4 +226,4 @@ def write_tfjob(m:dict, # a TFJob manifest
     "Check `m` and write it as YAML to `dest` atomically."
     check_tfjob(m)
     with atomic_path(dest) as p: p.write_text(yaml.safe_dump(m, sort_keys=False))
-    return Path(dest)
+    return str(dest) if is_url(dest) else Path(dest)

@@ -4,13 +4,13 @@
 
 # %% ../nbs/21_loops.ipynb #9538caf1
 from __future__ import annotations
-import os, sys, json, math, time, shutil, hashlib, threading
+import os, sys, json, math, time, hashlib, threading
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import keras
 from tqdm.auto import tqdm
-from .core import InputError, atomic_path, write_json_atomic, set_seed
+from .core import InputError, atomic_path, write_json_atomic, set_seed, is_url
 from .distribute import (configure_devices, make_strategy, is_chief, read_tf_config, global_batch,
                                      scaled_lr, wrap_optimizer)
 
@@ -29,16 +29,16 @@ def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
 def tfrecord_files(source, # a TFRecord file, a folder of them, or a list of either
                   ):
     "(files, compression): the TFRecord files named by `source` (`*.tfrecord`, or gzip-compressed `*.tfrecord.gz`) and their compression ('' or 'GZIP')."
-    out = []
+    out, gf = [], tf.io.gfile  # local paths and bucket URLs alike
     for s in (source if isinstance(source, (list, tuple)) else [source]):
-        p = Path(s)
-        if p.is_dir(): out += sorted(p.glob('*.tfrecord')) + sorted(p.glob('*.tfrecord.gz'))
-        elif p.is_file(): out.append(p)
-        else: raise InputError(f"{p}: no such TFRecord file or folder; check --data")
+        s = str(s)
+        if gf.isdir(s): out += sorted(gf.glob(os.path.join(s, '*.tfrecord'))) + sorted(gf.glob(os.path.join(s, '*.tfrecord.gz')))
+        elif gf.exists(s): out.append(s)
+        else: raise InputError(f"{s}: no such TFRecord file or folder; check --data")
     if not out: raise InputError(f"{source}: no *.tfrecord or *.tfrecord.gz files found; check --data")
-    kinds = {'GZIP' if f.name.endswith('.gz') else '' for f in out}
+    kinds = {'GZIP' if f.endswith('.gz') else '' for f in out}
     if len(kinds) > 1: raise InputError(f"{source}: mixes gzip-compressed and plain TFRecords; write them one way")
-    return [str(f) for f in out], kinds.pop()
+    return out, kinds.pop()
 
 def _epochs(base, shuffle_buffer, seed, cache):
     "cache -> shuffle -> repeat, rebuilt for every iterator, so each iterator starts from the same shuffle order."
@@ -216,10 +216,11 @@ def _weights_finite(self:GanTask):
 def _export(self:GanTask, folder:str|Path, # where `<name>.keras` files go
            ):
     "Save every model as `<folder>/<name>.keras`, atomically; returns the paths."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); out = []
+    out = []
     for k, m in self.models.items():
-        tmp, dest = folder/f'.{k}.partial.keras', folder/f'{k}.keras'
-        m.save(tmp); os.replace(tmp, dest); out.append(dest)
+        dest = os.path.join(str(folder), f'{k}.keras')
+        with atomic_path(dest) as p: m.save(p)
+        out.append(dest if is_url(dest) else Path(dest))
     return out
 
 GanTask.replica_step, GanTask.trackables, GanTask.weights_digest = _replica_step, _trackables, _weights_digest
@@ -248,7 +249,7 @@ def write_toy_records(dest:str|Path, # the .tfrecord file to write
             f = {'x': tf.train.Feature(float_list=tf.train.FloatList(value=xi.tolist())),
                  'y': tf.train.Feature(int64_list=tf.train.Int64List(value=[int(yi)]))}
             w.write(tf.train.Example(features=tf.train.Features(feature=f)).SerializeToString())
-    return Path(dest)
+    return dest if is_url(dest) else Path(dest)
 
 def parse_toy(record):
     "One toy TFRecord -> (x float32 (2,), y int32)."
@@ -344,9 +345,10 @@ class RunLog:
         self.chief, self.gb, self.start, self.last = chief, global_batch, start, start
         self.t0 = self.t = time.perf_counter(); self.t1 = None
         if not chief: return
-        self.run_dir = Path(run_dir); self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.tb = tf.summary.create_file_writer(str(self.run_dir/'tb'))
-        self.f = open(self.run_dir/'steps.jsonl', 'a')
+        self.run_dir = str(run_dir); tf.io.gfile.makedirs(self.run_dir)  # a local folder or a bucket URL
+        self.tb = tf.summary.create_file_writer(os.path.join(self.run_dir, 'tb'))
+        self.f = tf.io.gfile.GFile(os.path.join(self.run_dir, 'steps.jsonl'), 'a')
+        self.flush_steps = not is_url(self.run_dir)  # a bucket uploads the whole log at each flush: there, flush at events
         self.bar = tqdm(total=total, initial=start, unit='step', disable=not progress, file=sys.stderr, mininterval=1.0)
 
     def step(self, step:int, # the global step just finished
@@ -363,7 +365,7 @@ class RunLog:
             for k, v in {**metrics, 'samples_per_s': sps}.items(): tb_scalar(k, v, step)
         self.f.write(json.dumps(dict(step=step, **{k: round(v, 6) for k, v in metrics.items()},
                                      samples_per_s=float(f'{sps:.4g}'), step_s=float(f'{dt:.6g}'))) + '\n')
-        self.f.flush()
+        if self.flush_steps: self.f.flush()
         self.bar.update(step - self.bar.n); self.bar.set_postfix(samples_s=f'{sps:.0f}', **{k: f'{v:.3f}' for k, v in list(metrics.items())[:2]}, refresh=False)
 
     def event(self, **kw):
@@ -382,10 +384,10 @@ class RunLog:
 def read_steps(run_dir:str|Path, # a run folder written by the engine
               ):
     "The per-step records of `run_dir/steps.jsonl`, ordered by step, event lines left out, the last record per step kept."
-    f = Path(run_dir)/'steps.jsonl'
-    if not f.exists(): raise InputError(f"{f}: no step log; train a run into {run_dir} first")
+    f = os.path.join(str(run_dir), 'steps.jsonl')
+    if not tf.io.gfile.exists(f): raise InputError(f"{f}: no step log; train a run into {run_dir} first")
     recs = {}
-    for line in f.read_text().splitlines():
+    for line in tf.io.gfile.GFile(f).read().splitlines():
         r = json.loads(line)
         if 'event' not in r: recs[r['step']] = r
     return [recs[k] for k in sorted(recs)]
@@ -404,15 +406,19 @@ def _check_finite(task, step, metrics, last_ckpt, where, weights=False):
         raise NonFiniteLoss(f"step {step}: {what}; training stopped, the last good checkpoint (step {last_ckpt}) "
                             f"is kept in {where}; lower the learning rate or check the data")
 
-def _checkpoint(task, run_dir:Path, chief:bool):
+def _rmtree(d:str):
+    "Remove folder `d` (local or bucket) if it exists."
+    if tf.io.gfile.exists(d): tf.io.gfile.rmtree(d)
+
+def _checkpoint(task, run_dir:str, chief:bool):
     "A CheckpointManager writing to `run_dir/checkpoints` (chief) or a scratch folder (other workers)."
     ckpt = tf.train.Checkpoint(**task.trackables())
-    d = run_dir/'checkpoints' if chief else run_dir/f'.worker-{_worker_index()}'
+    d = os.path.join(run_dir, 'checkpoints' if chief else f'.worker-{_worker_index()}')
     return ckpt, tf.train.CheckpointManager(ckpt, str(d), max_to_keep=2)
 
-def _restore(ckpt, run_dir:Path, resume:bool):
+def _restore(ckpt, run_dir:str, resume:bool):
     "Restore the latest checkpoint of `run_dir` when resuming; refuse to overwrite one otherwise."
-    latest = tf.train.latest_checkpoint(str(run_dir/'checkpoints'))
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))  # the `checkpoint` marker: only committed saves
     if latest and not resume: raise InputError(f"{run_dir}: holds checkpoints of an earlier run; pass --resume to continue it or choose a new --out")
     if latest:
         try: ckpt.restore(latest).assert_existing_objects_matched()
@@ -430,7 +436,7 @@ def train_custom(task:GanTask, # the GAN to train
                  progress:bool=True, # show a progress bar
                 ):
     "Train `task` with a `strategy.run` loop; returns a summary dict."
-    st, run_dir, chief = task.strategy, Path(run_dir), is_chief(task.strategy)
+    st, run_dir, chief = task.strategy, str(run_dir), is_chief(task.strategy)
     ckpt, mgr = _checkpoint(task, run_dir, chief)
     _restore(ckpt, run_dir, resume)
     start = last_ckpt = int(task.step.numpy())
@@ -446,14 +452,14 @@ def train_custom(task:GanTask, # the GAN to train
     try:
         for s in range(start + 1, steps + 1):
             metrics = {k: float(v) for k, v in dist_step(it).items()}
-            try: _check_finite(task, s, metrics, last_ckpt, run_dir/'checkpoints')
+            try: _check_finite(task, s, metrics, last_ckpt, mgr.directory)
             except NonFiniteLoss: log.event(event='nonfinite', step=s, **{k: str(v) for k, v in metrics.items()}); raise
             log.step(s, metrics)
             if s % every == 0 or s == steps:
-                _check_finite(task, s, {}, last_ckpt, run_dir/'checkpoints', weights=True)
+                _check_finite(task, s, {}, last_ckpt, mgr.directory, weights=True)
                 mgr.save(checkpoint_number=s); last_ckpt = s
                 if chief: task.on_checkpoint(s, run_dir)
-                if not chief: shutil.rmtree(mgr.directory, ignore_errors=True)
+                if not chief: _rmtree(mgr.directory)
                 log.event(event='checkpoint', step=s)
     finally: log.close()
     return dict(loop='custom', start_step=start, final_step=int(task.step.numpy()), checkpoint_step=last_ckpt,
@@ -487,9 +493,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         step = int(self.task.step.numpy())
         _check_finite(self.task, step, {}, self.last, self.backup_dir, weights=True)
         if self.chief:
-            d = Path(self.backup_dir); d.mkdir(parents=True, exist_ok=True)
-            tmp = d/'.partial.weights.h5'
-            self.model.save_weights(str(tmp), overwrite=True); os.replace(tmp, self._weights_path)
+            with atomic_path(self._weights_path) as p: self.model.save_weights(str(p), overwrite=True)
             write_json_atomic(dict(step=step), self._training_metadata_path)
             self.task.on_checkpoint(step, Path(self.backup_dir).parent)
         self.last = step
@@ -517,18 +521,18 @@ def train_builtin(task:GanTask, # the GAN to train
                   progress:bool=True, # show a progress bar
                  ):
     "Train `task` with Keras `fit`; returns a summary dict."
-    st, run_dir, chief = task.strategy, Path(run_dir), is_chief(task.strategy)
+    st, run_dir, chief = task.strategy, str(run_dir), is_chief(task.strategy)
     with st.scope():
         model = GanModel(task)
         model.compile(optimizer=None, jit_compile=jit_compile, steps_per_execution=1)
-    wpath = run_dir/'backup'/'latest.weights.h5'
-    if wpath.exists() and not resume: raise InputError(f"{run_dir}: holds a backup of an earlier run; pass --resume to continue it or choose a new --out")
-    if wpath.exists():
-        try: model.load_weights(str(wpath))
+    wpath = os.path.join(run_dir, 'backup', 'latest.weights.h5')
+    if tf.io.gfile.exists(wpath) and not resume: raise InputError(f"{run_dir}: holds a backup of an earlier run; pass --resume to continue it or choose a new --out")
+    if tf.io.gfile.exists(wpath):
+        try: model.load_weights(wpath)
         except (ValueError, OSError, KeyError) as e: raise InputError(f"{wpath}: does not match this task/profile ({type(e).__name__}); resume with the profile it was made with")
     start = int(task.step.numpy())
     log = RunLog(run_dir, steps, start, task.global_batch, chief, progress)
-    backup = StepBackup(run_dir/'backup', task, chief, log); backup.last = start
+    backup = StepBackup(os.path.join(run_dir, 'backup'), task, chief, log); backup.last = start
     steplog = _StepLog(task, log, steps, backup)
     log.event(event='start', step=start, loop='builtin', replicas=st.num_replicas_in_sync)
     if chief and start == 0: task.on_checkpoint(0, run_dir)  # the initial models are a candidate too

@@ -137,8 +137,7 @@ def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its
     cfg = load_profile(profile, over)  # a bad profile or override fails before anything starts
     if configure: configure(cfg)
     rt = detect_runtime()
-    if rt['strategy'] != cfg.train.strategy and not any(o.startswith('train.strategy=') for o in over):
-        cfg = load_profile(profile, [*over, f"train.strategy={rt['strategy']}"])
+    cfg = load_profile(profile, [*rt['overrides'], *over])  # the runtime's strategy and batch; the caller's overrides win
     for need in needs:
         if not list((Path(out_dir)/'sections').glob(f'*{need}.json')):
             raise InputError(f"{name} needs {need}, which has not run into {out_dir}: run `tilegan-reproduce --only {name}` (it runs {need} first)")

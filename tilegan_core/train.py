@@ -8,12 +8,12 @@ import os, re, sys, time, importlib
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before TensorFlow is imported: keep C++ info logs out of the output
 from pathlib import Path
 from typing import Annotated
-from .core import InputError, write_json_atomic, set_seed, git_commit, now_iso
+from .core import InputError, write_json_atomic, set_seed, git_commit, now_iso, is_url
 from .config import load_profile, split_overrides
 from .cli import command
 
 # %% auto #0
-__all__ = ['TASKS', 'split_sets', 'task_builder', 'run_training', 'train_cli']
+__all__ = ['TASKS', 'split_sets', 'task_builder', 'run_training', 'emit_job', 'train_cli']
 
 # %% ../nbs/22_train.ipynb #64a7d285
 def split_sets(sets:list|None, # `--set` values as given
@@ -40,51 +40,79 @@ def task_builder(task:str, # 'sat', 'calo' or 'toy'
 def run_training(task:str, # 'sat', 'calo' or 'toy'
                  cfg, # the loaded profile (overrides applied)
                  data:str, # the task's training data
-                 out:str|Path, # run folder
+                 out:str|Path, # run folder: a local path or a bucket URL (gs://, s3://, ram://)
                  resume:bool=False, # continue from the run folder's latest checkpoint
                  progress:bool=True, # progress bar on stderr (chief only)
                 ):
     "Configure devices, build the strategy and the task, train, and (chief) write the run folder; returns the summary."
-    from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config
-    tr, out = cfg.train, Path(out)
+    from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config, check_tpu_input
+    tr, out = cfg.train, str(out)
     builder = task_builder(task)
     configure_devices(tr.replicas if tr.strategy == 'mirrored' else 1)  # first: before TensorFlow starts
     strategy = make_strategy(tr.strategy, tr.replicas)
     set_precision(tr.precision); set_seed(cfg.seed)
     from tilegan_core.loops import train_task, NonFiniteLoss
     gtask = builder(cfg, data, strategy)
+    if tr.strategy == 'tpu': check_tpu_input(gtask.dataset())
     steps, chief, tc = tr.steps or gtask.total_steps, is_chief(strategy), read_tf_config()
     head = dict(task=task, profile=cfg.profile, loop=tr.loop, strategy=tr.strategy, replicas=strategy.num_replicas_in_sync,
                 global_batch=gtask.global_batch, steps=steps, worker=int(tc['task']['index']) if tc else 0, chief=chief, run_dir=str(out))
-    if chief: write_json_atomic(dict(cfg), out/'profile.json')
+    if chief: write_json_atomic(dict(cfg), os.path.join(out, 'profile.json'))
     t0 = time.time()
     try: res = train_task(gtask, tr.loop, out, steps, tr.checkpoint_every, resume, tr.jit_compile, progress)
     except NonFiniteLoss as e:
-        if chief: write_json_atomic(dict(head, status='nonfinite', error=str(e), date=now_iso()), out/'summary.json')
+        if chief: write_json_atomic(dict(head, status='nonfinite', error=str(e), date=now_iso()), os.path.join(out, 'summary.json'))
         raise
-    models = [str(p) for p in gtask.export(out/'models')] if chief else []
+    models = [str(p) for p in gtask.export(os.path.join(out, 'models'))] if chief else []
     summary = dict(head, status='done', **res, seconds=round(time.time() - t0, 2), weights_sha256=gtask.weights_digest(),
                    models=models, commit=git_commit(), date=now_iso())
-    if chief: write_json_atomic(summary, out/'summary.json')
+    if chief: write_json_atomic(summary, os.path.join(out, 'summary.json'))
     return summary
+
+# %% ../nbs/22_train.ipynb #37d7b904
+def emit_job(dest:str, # the TFJob YAML file to write
+             task:str, # 'sat', 'calo' or 'toy'
+             profile:str, # profile name
+             data:str, # data as the pods see it
+             out:str, # run folder as the pods see it (a shared volume under /runs, or a bucket URL)
+             overrides:list, # the checked `key=value` overrides of this command
+             loop:str, # 'builtin' or 'custom'
+             workers:int=2, # worker pods
+             gpus_per_worker:int=1, # GPUs per pod (0: CPU pods)
+             image:str='tilegan:latest', # container image with tilegan installed
+            ):
+    "Write the Kubeflow TFJob that runs this training on `workers` pods; returns a summary."
+    from tilegan_core.distribute import train_command, render_tfjob, write_tfjob
+    keep = [o for o in overrides if o.split('=', 1)[0] not in ('train.loop', 'train.strategy', 'train.replicas')]
+    cmd = train_command(task, profile, data, out, keep, loop)
+    job = render_tfjob(cmd, workers, gpus_per_worker, image, volume_claim=None if is_url(out) else 'tilegan-runs')
+    return dict(tfjob=str(write_tfjob(job, dest)), workers=workers, gpus_per_worker=gpus_per_worker, image=image, command=cmd)
 
 # %% ../nbs/22_train.ipynb #3accebb0
 @command
 def train_cli(task:Annotated[str, {'choices': sorted(TASKS)}], # which GAN: 'sat', 'calo', or 'toy' (a tiny GAN for tests and demos)
               profile:str='quick', # profile name: 'quick' or 'paper'
-              data:str='', # training data (a TFRecord file or folder; '' lets toy generate its data)
-              out:str='run', # run folder (checkpoints, logs, summary)
+              data:str='', # training data (a TFRecord file or folder, local or on a bucket; '' lets toy generate its data)
+              out:str='run', # run folder (checkpoints, logs, summary): a local path or a bucket URL (gs://, s3://)
               loop:str=None, # 'builtin' (Keras fit) or 'custom' (strategy.run); default: the profile's train.loop
-              strategy:str=None, # 'default', 'mirrored', 'multiworker' or 'tpu'; default: train.strategy
+              strategy:str=None, # 'default', 'mirrored', 'multiworker', 'tpu', or 'auto' (this runtime's, see device.detect_runtime); default: train.strategy
               replicas:int=None, # replicas for --strategy mirrored; default: train.replicas
               steps:int=None, # stop when the step counter reaches N; default: train.steps (0 = full schedule)
               resume:bool=False, # continue from the run folder's latest checkpoint
               set:Annotated[str, {'action': 'append'}]=None, # profile override key=value; repeat, or comma-separate
+              emit_tfjob:str=None, # write a Kubeflow TFJob (YAML) that runs this training on --workers pods, instead of training here
+              workers:int=2, # with --emit-tfjob: worker pods
+              gpus_per_worker:int=1, # with --emit-tfjob: GPUs per pod (0: CPU pods)
+              image:str='tilegan:latest', # with --emit-tfjob: the container image (built from the repository's Dockerfile)
               json:bool=False, # print the summary as one JSON line
              ):
-    "Train a GAN of the project with either loop under any tf.distribute strategy."
+    "Train a GAN of the project with either loop under any tf.distribute strategy, or write the Kubeflow TFJob that does it on a cluster."
     over = split_sets(set)
+    if strategy == 'auto' and not emit_tfjob:
+        from tilegan_core.device import detect_runtime
+        over, strategy = detect_runtime()['overrides'] + over, None  # yours (--set, flags) come after, so they win
     for k, v in (('loop', loop), ('strategy', strategy), ('replicas', replicas), ('steps', steps)):
         if v is not None: over.append(f'train.{k}={v}')
-    cfg = load_profile(profile, over)
+    cfg = load_profile(profile, over)  # checks every override before anything is written
+    if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, workers, gpus_per_worker, image)
     return run_training(task, cfg, data, out, resume)
