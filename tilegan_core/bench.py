@@ -5,15 +5,16 @@
 # %% ../nbs/06_bench.ipynb #530a836c
 from __future__ import annotations
 import time
+from typing import Annotated
 import numpy as np
 from .cli import command
 from .config import load_profile
 
 # %% auto #0
-__all__ = ['BUILDERS', 'SCHEDULES', 'REF_LOSSES', 'best_time', 'peak_matmul', 'conv3d_flops', 'peak_conv3d', 'machine_report',
-           'machine_cli', 'builder', 'task_flops', 'step_times', 'time_task', 'input_throughput', 'tf_nest_first',
-           'ok_runs', 'throughput', 'builtin_over_custom', 'input_margin', 'bench_data', 'worker_throughput',
-           'bench_cli', 'reference_loop_time', 'reference_comparison']
+__all__ = ['BUILDERS', 'SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'best_time', 'peak_matmul', 'conv3d_flops', 'peak_conv3d',
+           'machine_report', 'machine_cli', 'builder', 'task_flops', 'step_times', 'time_task', 'input_throughput',
+           'tf_nest_first', 'ok_runs', 'throughput', 'builtin_over_custom', 'input_margin', 'bench_data',
+           'worker_throughput', 'bench_cli', 'reference_loop_time', 'reference_comparison']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -244,6 +245,8 @@ def bench_data(model:str, # 'toy', 'calo' or 'sat'
     raise InputError(f"--model {model}: give --data (a folder written by tilegan-sat-tiles)")
 
 # %% ../nbs/06_bench.ipynb #899dfbc0
+WORKER_TIMEOUT = 900  # seconds before the workers of a multi-worker measurement are killed
+
 def worker_throughput(model:str, # 'toy', 'calo' or 'sat'
                       workers:int, # local worker processes
                       profile:str='quick', # profile name
@@ -251,19 +254,19 @@ def worker_throughput(model:str, # 'toy', 'calo' or 'sat'
                       loop:str='custom', # 'custom' or 'builtin'
                       steps:int=10, # timed steps
                       warmup:int=3, # untimed steps
-                      timeout:float=900, # seconds before the workers are killed
+                      overrides:list=(), # profile overrides (`key=value`) for every worker
                      ):
     "Samples/s of `workers` local processes training together under MultiWorkerMirroredStrategy."
     from tilegan_core.distribute import free_ports, local_tf_config
     ports = free_ports(workers)
     exe = Path(sys.executable).parent/'tilegan-bench'  # the console script of this environment
     cmd = [str(exe) if exe.exists() else 'tilegan-bench', '--model', model, '--profile', profile,
-           '--loop', loop, '--steps', str(steps), '--warmup', str(warmup), '--multiworker', '--json'] + (['--data', data] if data else [])
+           '--loop', loop, '--steps', str(steps), '--warmup', str(warmup), '--multiworker', '--json'] + (['--data', data] if data else []) + (['--set', ','.join(overrides)] if overrides else [])
     procs = [subprocess.Popen(cmd, env={**os.environ, 'TF_CONFIG': local_tf_config(ports, i)}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(workers)]
     outs = []
     try:
-        for p in procs: outs.append(p.communicate(timeout=timeout))
+        for p in procs: outs.append(p.communicate(timeout=WORKER_TIMEOUT))
     finally:
         for p in procs:
             if p.poll() is None: p.kill()
@@ -286,6 +289,7 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
               workers:int=0, # also measure N local worker processes (MultiWorkerMirroredStrategy); 0 = no
               data:str='', # data for the model ('' = generated: toy in code, calo by the parametric MC)
               profile:str='quick', # profile name
+              set:Annotated[str, {'action': 'append'}]=None, # profile override key=value (e.g. gan3d.batch_size=8,gan3d.width=1); repeat, or comma-separate
               tiling:bool=False, # also run the satellite tiling benchmark
               tiling_size:int=2048, # scene edge (pixels) for --tiling
               multiworker:bool=False, # (internal) run as one worker of a multi-worker job; TF_CONFIG must be set
@@ -294,7 +298,9 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
              ):
     "Measure train-step throughput (samples/s), step time, MFU and input-pipeline throughput."
     if model not in BUILDERS: raise InputError(f"--model {model!r}: choose one of {', '.join(BUILDERS)}")
-    cfg = load_profile(profile)
+    from tilegan_core.train import split_sets
+    over = split_sets(set)
+    cfg = load_profile(profile, over)
     reps = [1] if multiworker else (_csv(replicas, int) if replicas else list(cfg.bench.replicas))
     loops, precs = _csv(loop), _csv(precision)
     for l in loops:
@@ -309,8 +315,8 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
         d = data or bench_data(model, cfg, work)
         res = throughput(model, cfg, d, loops, reps, [False, True] if xla else [False], precs, steps, warmup, multiworker=multiworker)
         if workers and not multiworker:
-            res['runs'] += worker_throughput(model, workers, profile, d, loops[0], steps, warmup)['runs']
-    res.update(profile=profile, builtin_over_custom=builtin_over_custom(res['runs']), input_over_training=input_margin(res),
+            res['runs'] += worker_throughput(model, workers, profile, d, loops[0], steps, warmup, over)['runs']
+    res.update(profile=profile, overrides=over, builtin_over_custom=builtin_over_custom(res['runs']), input_over_training=input_margin(res),
                samples_per_s={f"{r['loop']}-{'w' if r.get('workers') else ''}{r['replicas']}" + ('-xla' if r['xla'] else '') + (
                    '' if r['precision'] == 'float32' else f"-{r['precision']}"): r['samples_per_s'] for r in ok_runs(res['runs'])})
     if tiling:

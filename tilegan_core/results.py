@@ -180,6 +180,11 @@ def _calo(r):
     c = r['calo']; sp, auc = c['separation_power_mean'], c['classifier_auc']
     return f'separation power {sp:.3f}, AUC {auc:.3f}', sp <= 0.35 and auc < 0.97
 
+def _calo_shapes(r):
+    c = r['calo']; bins = c['shape_checks']['bins']
+    ok_bins = sum(bool(b['passed']) for b in bins)
+    return f"{ok_bins}/{len(bins)} Ep bins pass; trend {'follows' if c['shape_checks']['trend']['passed'] else 'does not follow'} the MC", bool(c['shape_checks_passed'])
+
 def _v100_fit(r):
     e = r['scaling']['paper_fit_error']['by_group']['v100']['max_abs']
     return f'largest error {100 * e:.1f}% over {r["scaling"]["paper_fit_error"]["by_group"]["v100"]["points"]} points', e <= 0.05
@@ -197,6 +202,8 @@ CLAIMS = [
          paper='A: synthetic images are useful in a realistic setup', check=_flood_at('0.05')),
     dict(claim='3DGAN showers match the MC: mean separation power <= 0.35 and classifier AUC < 0.97',
          paper='B: 3DGAN agrees with Monte Carlo; 3DGAN-era AUC 0.93-1.0', check=_calo),
+    dict(claim="3DGAN mean showers in the paper's Ep bins: maximum within 1 layer, peak cells, widths within 25%, sampling fraction within 10% and its trend",
+         paper='B: shower shapes and sampling fraction agree with Monte Carlo', check=_calo_shapes),
     dict(claim='The step-time model reproduces the V100 epoch times within 5%',
          paper='B: 1784 s (2 GPUs) to 34.9 s (128 GPUs)', check=_v100_fit),
     dict(claim="Our 3DGAN custom step is at least as fast as the reference's loop structure",

@@ -25,7 +25,7 @@ __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'DISC_CONVS
            'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights', 'mean_shower_table',
            'ShowerPrior', 'PriorSpec', 'prior_spec', 'EcalSum', 'EcalAngle', 'build_discriminator', 'loss_terms',
            'weighted_loss', 'Gan3DTask', 'build_task', 'reference_showers', 'physics_curve', 'run_generator',
-           'generate', 'load_generator', 'step_arrays', 'plot_losses']
+           'generate', 'load_generator', 'step_arrays', 'plot_losses', 'plot_convergence']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -172,7 +172,7 @@ def mean_shower_table(events, # iterable of (ecal (n,51,51,25) file units, Ep Ge
                       min_ecal_sum:float=10.0, # showers with a smaller ECAL sum (file units) are left out, as in training
                       max_events:int=20000, # stop after this many showers
                      ):
-    "The mean transformed shower at each grid node, (ne*na, 51*51*25) float32, and the showers used."
+    "The mean shower at each grid node, averaged in file units then power-transformed, (ne*na, 51*51*25) float32, and the showers used."
     k = grid[0] * grid[1]
     acc, wsum, n = np.zeros((k, math.prod(ECAL_SHAPE))), np.zeros(k), 0
     for ecal, ep, ang in events:
@@ -180,14 +180,14 @@ def mean_shower_table(events, # iterable of (ecal (n,51,51,25) file units, Ep Ge
         keep = ecal.reshape(len(ecal), -1).sum(1) > min_ecal_sum
         ecal, ep, ang = ecal[keep][:max_events - n], np.asarray(ep)[keep][:max_events - n], np.asarray(ang)[keep][:max_events - n]
         w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range)).astype(np.float64)
-        acc += w.T @ np.power(ecal, power).reshape(len(ecal), -1)
+        acc += w.T @ ecal.reshape(len(ecal), -1)
         wsum += w.sum(0); n += len(ecal)
         if n >= max_events: break
     if n == 0: raise InputError("mean_shower_table: no shower passed the ECAL-sum cut; check the data and calo.min_ecal_sum")
     empty = wsum < 1e-6
     table = acc / np.where(empty, 1.0, wsum)[:, None]
     table[empty] = acc.sum(0) / wsum.sum()   # a node no shower reaches gets the overall mean
-    return table.astype(np.float32), n
+    return np.power(table, power).astype(np.float32), n
 
 @keras.saving.register_keras_serializable('tilegan')
 class ShowerPrior(layers.Layer):
@@ -508,6 +508,25 @@ def plot_losses(run_dir:str|Path, # a training run folder
     ax[1].plot(s, m['g_bce']); ax[1].set_title('G: real/fake BCE')
     ax[2].plot(s, m['g_energy'], label='Ep'); ax[2].plot(s, m['g_ecal'], label='ECAL sum'); ax[2].set_title('G: MAPE (%)'); ax[2].legend()
     ax[3].plot(s, np.degrees(m['g_angle'])); ax[3].set_title('G: angle MAE (degrees)')
+    for a in ax: a.set_xlabel('step')
+    fig.tight_layout()
+    return fig
+
+# %% ../../nbs/32_calo_gan3d.ipynb #93725184
+def plot_convergence(run_dir:str|Path, # a training run folder with `physics.jsonl` (gan3d.eval_showers > 0)
+                    ):
+    "A figure of the checkpoint scores against step: mean separation power and classifier AUC, the best checkpoint marked."
+    import matplotlib.pyplot as plt
+    recs = physics_curve(run_dir)
+    s = [r['step'] for r in recs]
+    best = min(recs, key=lambda r: r['separation_power_mean'])
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3))
+    ax[0].plot(s, [r['separation_power_mean'] for r in recs], 'o-'); ax[0].set_title('mean separation power (0 = identical)')
+    ax[1].plot(s, [r['classifier_auc'] for r in recs], 'o-'); ax[1].set_title('classifier AUC (0.5 = indistinguishable)')
+    for k in recs[0]['separation_power']: ax[2].plot(s, [r['separation_power'][k] for r in recs], label=k)
+    ax[2].set_title('separation power per observable'); ax[2].legend(fontsize=6, ncol=2)
+    for a in ax[:2]: a.axvline(best['step'], color='tab:green', ls=':', label=f"best: step {best['step']}")
+    ax[0].legend()
     for a in ax: a.set_xlabel('step')
     fig.tight_layout()
     return fig
