@@ -83,7 +83,7 @@ QUICK = dict(
         latent_dim=256,               # latent = Ep/100, angle and latent_dim-2 Gaussian values
         width=0.5,                    # multiplier of the published channel counts
         batch_size=4,                 # per-replica batch (paper: 64; 96 on V100, 128 per TPU core)
-        lr=1e-3,                      # RMSprop learning rate
+        lr=2e-4,                      # RMSprop learning rate (paper: 1e-3; on the quick budget 1e-3 pulled the prior's showers away from the MC faster)
         loss_weights=[3.0, 0.1, 25.0, 0.1], # real/fake BCE, energy MAPE, angle MAE, ECAL-sum MAPE
         label_flip=0.05,              # probability of flipping a real/fake label
         epochs=0.1,                   # training epochs, fractions allowed (paper: 60-120); quick: 50 steps, about 2 min on 2 CPU cores
@@ -97,7 +97,7 @@ QUICK = dict(
         strategy='default',           # 'default', 'mirrored', 'multiworker' or 'tpu'
         replicas=1,                   # replicas for 'mirrored' (logical CPU devices when no GPU)
         steps=0,                      # stop after this many steps; 0 = the profile's full schedule
-        checkpoint_every=50,          # steps between atomic checkpoints
+        checkpoint_every=25,          # steps between atomic checkpoints (and physics scores of the 3DGAN)
         precision='float32',          # 'float32', 'mixed_bfloat16' or 'mixed_float16'
         jit_compile=False,            # compile the train step with XLA
         lr_scaling='none',            # learning rate vs replicas: 'none', 'linear' or 'sqrt'
@@ -122,7 +122,7 @@ def _paper():
     p['flood'].update(filters=64, depth=4, epochs=50, batch_size=16, seeds=[0, 1, 2, 3, 4],
                       real_fractions=[0.05, 0.1, 0.25, 0.5, 1.0])
     p['calo'].update(events=124987, test_events=12340)
-    p['gan3d'].update(width=1.0, batch_size=64, epochs=60.0, eval_events=12340, prior='none', eval_showers=1000)
+    p['gan3d'].update(width=1.0, batch_size=64, lr=1e-3, epochs=60.0, eval_events=12340, prior='none', eval_showers=1000)
     p['train'].update(checkpoint_every=1000)
     p['bench'].update(steps=50, warmup=10, replicas=[1, 2, 4, 8], matmul_size=4096)
     return p
