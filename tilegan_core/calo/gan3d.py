@@ -18,14 +18,15 @@ from ..distribute import global_batch, scaled_lr
 from fastcore.basics import patch
 from ..core import write_json_atomic
 from ..loops import GanTask, read_steps
-from .physics import compare
+from .physics import compare, moments
 
 # %% auto #0
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'DISC_CONVS', 'HEADS', 'conv_shape', 'generator_shapes',
-           'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights', 'mean_shower_table',
-           'ShowerPrior', 'PriorSpec', 'prior_spec', 'EcalSum', 'EcalAngle', 'build_discriminator', 'loss_terms',
-           'weighted_loss', 'Gan3DTask', 'build_task', 'reference_showers', 'physics_curve', 'run_generator',
-           'generate', 'load_generator', 'step_arrays', 'plot_losses', 'plot_convergence']
+           'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights', 'shift_cells',
+           'mean_shower_table', 'shower_fluctuations', 'ShowerPrior', 'PriorSpec', 'prior_spec', 'EcalSum', 'EcalAngle',
+           'build_discriminator', 'loss_terms', 'weighted_loss', 'Gan3DTask', 'build_task', 'reference_showers',
+           'physics_curve', 'run_generator', 'generate', 'load_generator', 'step_arrays', 'plot_losses',
+           'plot_convergence']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -164,73 +165,112 @@ def grid_weights(energy, # primary energies, GeV (N,)
     wa = axis(ops.reshape(angle, (-1,)), *angle_range, grid[1])
     return ops.reshape(we[:, :, None] * wa[:, None, :], (-1, grid[0] * grid[1]))
 
-def mean_shower_table(events, # iterable of (ecal (n,51,51,25) file units, Ep GeV (n,), angle rad (n,)) chunks
+def shift_cells(x, # showers (N, X, Y, Z)
+                s, # shift of each shower along `axis`, in cells (N,); fractions interpolate linearly
+                axis:int, # 0: x, 1: y, 2: z (layers)
+               ):
+    "Each shower moved by its own number of cells along `axis`; what moves in from outside the grid is 0."
+    n = x.shape[1 + axis]
+    src = ops.arange(n, dtype='float32')[None, :] - ops.reshape(ops.cast(s, 'float32'), (-1, 1))  # where each output cell reads
+    i0 = ops.floor(src); f = (src - i0)[..., None]; i0 = ops.cast(i0, 'int32')
+    m = ops.cast(ops.one_hot(i0, n) * (1 - f) + ops.one_hot(i0 + 1, n) * f, x.dtype)  # (N, out, in); indices off the grid: zero rows
+    return ops.einsum({0: 'noi,niyz->noyz', 1: 'noi,nxiz->nxoz', 2: 'noi,nxyi->nxyo'}[axis], m, x)
+
+def _passing(events, min_ecal_sum, max_events):
+    "The (ecal, Ep, angle) chunks of `events` cut on the ECAL sum, up to `max_events` showers."
+    n = 0
+    for ecal, ep, ang in events:
+        ecal = np.asarray(ecal, np.float32); keep = ecal.reshape(len(ecal), -1).sum(1) > min_ecal_sum
+        m = max_events - n
+        yield ecal[keep][:m], np.asarray(ep)[keep][:m], np.asarray(ang)[keep][:m]
+        n += min(int(keep.sum()), m)
+        if n >= max_events: return
+
+def mean_shower_table(chunks, # iterable of (ecal (n,51,51,25) file units, Ep GeV (n,), angle rad (n,))
                       grid:tuple, # nodes along Ep and along the angle
                       energy_range:tuple, # (low, high) GeV
                       angle_range:tuple, # (low, high) radians
-                      power:float=0.85, # exponent of the cell energies (`calo.power`)
-                      min_ecal_sum:float=10.0, # showers with a smaller ECAL sum (file units) are left out, as in training
-                      max_events:int=20000, # stop after this many showers
                      ):
-    "The mean shower at each grid node, averaged in file units then power-transformed, (ne*na, 51*51*25) float32, and the showers used."
+    "The mean shower in file units at each grid node, (ne*na, 51*51*25) float32, and the number of showers."
     k = grid[0] * grid[1]
     acc, wsum, n = np.zeros((k, math.prod(ECAL_SHAPE))), np.zeros(k), 0
-    for ecal, ep, ang in events:
-        ecal = np.asarray(ecal, np.float32)
-        keep = ecal.reshape(len(ecal), -1).sum(1) > min_ecal_sum
-        ecal, ep, ang = ecal[keep][:max_events - n], np.asarray(ep)[keep][:max_events - n], np.asarray(ang)[keep][:max_events - n]
+    for ecal, ep, ang in chunks:
         w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range)).astype(np.float64)
-        acc += w.T @ ecal.reshape(len(ecal), -1)
+        acc += w.T @ np.asarray(ecal, np.float32).reshape(len(ecal), -1)
         wsum += w.sum(0); n += len(ecal)
-        if n >= max_events: break
     if n == 0: raise InputError("mean_shower_table: no shower passed the ECAL-sum cut; check the data and calo.min_ecal_sum")
     empty = wsum < 1e-6
     table = acc / np.where(empty, 1.0, wsum)[:, None]
     table[empty] = acc.sum(0) / wsum.sum()   # a node no shower reaches gets the overall mean
-    return np.power(table, power).astype(np.float32), n
+    return table.astype(np.float32), n
+
+def shower_fluctuations(chunks, # iterable of (ecal, Ep GeV, angle rad) as for `mean_shower_table`
+                        table, # from `mean_shower_table`
+                        grid:tuple, # nodes along Ep and along the angle
+                        energy_range:tuple, # (low, high) GeV
+                        angle_range:tuple, # (low, high) radians
+                       ):
+    "How showers spread around their mean: std of the barycentre shift along x, y, z (cells) and of the relative energy, (4,) float32."
+    d, r = [], []
+    for ecal, ep, ang in chunks:
+        w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range))
+        mean = (w @ table).reshape(-1, *ECAL_SHAPE)
+        mr, mm = moments(ecal), moments(mean)
+        d.append(np.stack([mr[f'{a}_m1'] - mm[f'{a}_m1'] for a in 'xyz'], 1))
+        r.append(ecal.reshape(len(ecal), -1).sum(1) / mean.reshape(len(mean), -1).sum(1))
+    return np.r_[np.nanstd(np.concatenate(d), axis=0), np.std(np.concatenate(r))].astype(np.float32)
 
 @keras.saving.register_keras_serializable('tilegan')
 class ShowerPrior(layers.Layer):
-    "The mean transformed shower for the latent's (Ep/100, angle), interpolated on a grid: (N, d) -> (N, 51, 51, 25, 1)."
+    "The mean shower of the latent's (Ep/100, angle) moved and scaled by its first four noise values: (N, d) -> (N, 51, 51, 25, 1), transformed."
     def __init__(self, grid:tuple=(6, 13), # nodes along Ep and along the angle
                  energy_range:tuple=(100.0, 200.0), # GeV spanned by the Ep nodes
                  angle_range:tuple=(math.radians(60), math.radians(120)), # radians spanned by the angle nodes
+                 power:float=0.85, # exponent of the cell energies (`calo.power`)
                  **kwargs): # Keras layer options (name, dtype)
         super().__init__(**kwargs)
-        self.grid, self.energy_range, self.angle_range = tuple(grid), tuple(energy_range), tuple(angle_range)
+        self.grid, self.energy_range, self.angle_range, self.power = tuple(grid), tuple(energy_range), tuple(angle_range), power
         if min(self.grid) < 2: raise InputError(f"gan3d.prior_grid={list(self.grid)}: need at least 2 nodes along Ep and along the angle")
     def build(self, shape):
+        if shape[-1] < 6: raise InputError(f"gan3d.latent_dim={shape[-1]}: the prior needs at least 6 (Ep, angle and four noise values)")
         self.table = self.add_weight(name='table', shape=(math.prod(self.grid), math.prod(ECAL_SHAPE)),
                                      initializer='zeros', trainable=False)
+        self.fluctuations = self.add_weight(name='fluctuations', shape=(4,), initializer='zeros', trainable=False)
     def call(self, z):
+        z = ops.cast(z, 'float32')
         w = grid_weights(z[:, 0] * ENERGY_SCALE, z[:, 1], self.grid, self.energy_range, self.angle_range)
-        return ops.reshape(ops.matmul(ops.cast(w, self.compute_dtype), ops.cast(self.table, self.compute_dtype)), (-1, *ECAL_SHAPE, 1))
+        x = ops.reshape(ops.matmul(w, ops.cast(self.table, 'float32')), (-1, *ECAL_SHAPE))
+        fl = ops.cast(self.fluctuations, 'float32')
+        for a in range(3): x = shift_cells(x, z[:, 2 + a] * fl[a], a)
+        x = x * ops.maximum(1 + z[:, 5] * fl[3], 0.0)[:, None, None, None]
+        return ops.cast(ops.power(ops.maximum(x, 0.0), self.power)[..., None], self.compute_dtype)
     def compute_output_shape(self, shape): return (shape[0], *ECAL_SHAPE, 1)
     def get_config(self):
-        return {**super().get_config(), 'grid': self.grid, 'energy_range': self.energy_range, 'angle_range': self.angle_range}
+        return {**super().get_config(), 'grid': self.grid, 'energy_range': self.energy_range,
+                'angle_range': self.angle_range, 'power': self.power}
 
 @dataclass
 class PriorSpec:
-    "What a `ShowerPrior` needs: its grid, the ranges the nodes span, and the table from `mean_shower_table`."
-    grid: tuple            # nodes along Ep and along the angle
-    energy_range: tuple    # (low, high) GeV
-    angle_range: tuple     # (low, high) radians
-    table: np.ndarray      # (ne*na, 51*51*25) mean transformed showers
-    events: int = 0        # showers the table was estimated from
+    "What a `ShowerPrior` needs: its grid, the ranges the nodes span, the mean showers and their spread."
+    grid: tuple               # nodes along Ep and along the angle
+    energy_range: tuple       # (low, high) GeV
+    angle_range: tuple        # (low, high) radians
+    table: np.ndarray         # (ne*na, 51*51*25) mean showers, file units (`mean_shower_table`)
+    fluctuations: np.ndarray  # (4,) std of the x, y, z shifts (cells) and of the relative energy (`shower_fluctuations`)
+    events: int = 0           # showers they were estimated from
 
 def prior_spec(data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
                grid:tuple, # nodes along Ep and along the angle (`gan3d.prior_grid`)
                energy_range:tuple, # (low, high) GeV (`calo.energy_range`)
                angle_range:tuple, # (low, high) degrees (`calo.angle_range`)
-               power:float=0.85, # exponent of the cell energies (`calo.power`)
                min_ecal_sum:float=10.0, # event cut (`calo.min_ecal_sum`)
-               max_events:int=20000, # showers averaged at most
+               max_events:int=20000, # showers used at most
               ):
-    "The mean-shower prior of `data`, estimated in one streaming pass."
-    chunks = ((e.numpy(), ep.numpy(), a.numpy()) for e, ep, a in raw_events(data).batch(256))
+    "The shower prior of `data`: the mean showers, then their spread, in two streaming passes."
     rad = tuple(math.radians(a) for a in angle_range)
-    table, n = mean_shower_table(chunks, grid, energy_range, rad, power, min_ecal_sum, max_events)
-    return PriorSpec(tuple(grid), tuple(energy_range), rad, table, n)
+    chunks = lambda: _passing(((e.numpy(), ep.numpy(), a.numpy()) for e, ep, a in raw_events(data).batch(256)), min_ecal_sum, max_events)
+    table, n = mean_shower_table(chunks(), grid, energy_range, rad)
+    return PriorSpec(tuple(grid), tuple(energy_range), rad, table, shower_fluctuations(chunks(), table, grid, energy_range, rad), n)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #d4a48740
 @keras.saving.register_keras_serializable('tilegan')
@@ -328,9 +368,9 @@ class Gan3DTask(GanTask):
         self.label_flip, self.power, self.min_ecal_sum, self.eval_showers = label_flip, power, min_ecal_sum, eval_showers
         set_seed(seed)
         with self.scope():
-            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, name='prior')
+            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, power, name='prior')
             g = self.add_model('generator', build_generator(latent_dim, width, prior=layer))
-            if layer is not None: layer.table.assign(prior.table)
+            if layer is not None: layer.set_weights([prior.table, prior.fluctuations])
             d = self.add_model('discriminator', build_discriminator(width, power))
             self.add_optimizer('g', keras.optimizers.RMSprop(lr), g)
             self.add_optimizer('d', keras.optimizers.RMSprop(lr), d)
@@ -399,7 +439,7 @@ def build_task(cfg, # the loaded profile
     steps = max(1, math.ceil(g.epochs * n / gb))
     lr = scaled_lr(g.lr, strategy.num_replicas_in_sync, cfg.train.lr_scaling)
     c = cfg.calo
-    prior = prior_spec(data, g.prior_grid, c.energy_range, c.angle_range, c.power, c.min_ecal_sum) if g.prior == 'mean' else None
+    prior = prior_spec(data, g.prior_grid, c.energy_range, c.angle_range, c.min_ecal_sum) if g.prior == 'mean' else None
     return Gan3DTask(strategy, gb, data, steps, cfg.seed, g.latent_dim, g.width, lr, g.loss_weights,
                      g.label_flip, c.power, c.min_ecal_sum, prior, g.eval_showers)
 
