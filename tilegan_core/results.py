@@ -177,8 +177,9 @@ def _flood_at(frac):
     return check
 
 def _calo(r):
-    c = r['calo']; sp, auc = c['separation_power_mean'], c['classifier_auc']
-    return f'separation power {sp:.3f}, AUC {auc:.3f}', sp <= 0.35 and auc < 0.97
+    c = r['calo']; sp, auc, t = c['separation_power_mean'], c['classifier_auc'], c.get('training', {})
+    how = f" (generator of step {t['best_step']} of {t['steps']}, prior '{t['prior']}')" if 'best_step' in t else ''
+    return f'separation power {sp:.3f}, AUC {auc:.3f}{how}', sp <= 0.35 and auc < 0.97
 
 def _calo_shapes(r):
     c = r['calo']; bins = c['shape_checks']['bins']
