@@ -753,6 +753,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'tilegan_core.sat.mosaic._blend_tile': ( 'sat_mosaic.html#_blend_tile',
                                                                                   'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic._block': ('sat_mosaic.html#_block', 'tilegan_core/sat/mosaic.py'),
+                                         'tilegan_core.sat.mosaic._complete_k': ( 'sat_mosaic.html#_complete_k',
+                                                                                  'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic._edges': ('sat_mosaic.html#_edges', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic._flush': ('sat_mosaic.html#_flush', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic._model_dir': ('sat_mosaic.html#_model_dir', 'tilegan_core/sat/mosaic.py'),

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_sat_mosaic.ipynb #b65bf876
 from __future__ import annotations
-import json, os, resource, subprocess, sys, time
+import inspect, json, os, resource, subprocess, sys, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -70,16 +70,19 @@ def load_completer(run:str, # a run folder with an exported `sat.cprogan` model,
 
 def compiled_completer(model, # a `sat.cprogan.CProGan`
                       ):
-    "`cprogan.complete` for `model` with the generator traced once by `tf.function` (the same numbers, ~10x faster per call)."
+    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context."
     import tensorflow as tf
     from tilegan_core.sat import cprogan
     T, b, nd = int(model.ress[-1]), int(model.bands), int(model.noise_dim)
-    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32)]
-    gen = tf.function(lambda tl, tr, bl, z: cprogan.generate(model, [tl, tr, bl], z), input_signature=sig, autograph=False)
-    def complete(context_tiles, seed:int=0):
+    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32), tf.TensorSpec((), tf.int32)]
+    def _gen(tl, tr, bl, z, k):          # the context is encoded once, then repeated for the k candidates
+        lat = tf.repeat(cprogan.encode_context(model, [tl, tr, bl]), k, 0)
+        return cprogan.generate(model, [tf.repeat(x, k, 0) for x in (tl, tr, bl)], z, latents=lat)
+    gen = tf.function(_gen, input_signature=sig, autograph=False)
+    def complete(context_tiles, seed:int=0, candidates:int=1):
         ctx = [np.asarray(t, np.float32) for t in context_tiles]
-        z = np.random.default_rng(seed).standard_normal((len(ctx[0]), nd)).astype(np.float32)
-        out = gen(*ctx, z).numpy()
+        z = np.random.default_rng(seed).standard_normal((len(ctx[0]) * candidates, nd)).astype(np.float32)
+        out = gen(*ctx, z, np.int32(candidates)).numpy()
         return np.clip(out[..., :b], -1, 1), np.clip((out[..., b:] + 1) / 2, 0, 1)
     return complete
 
@@ -374,6 +377,12 @@ class _Rows:
         return self.rows[r][:, c * self.T:(c + 1) * self.T]
 
 # %% ../../nbs/15_sat_mosaic.ipynb #f085cdc0
+def _complete_k(complete, ctx, seed, k):
+    "`k` completions per context, grouped per context: through the completer's `candidates` argument if it has one."
+    if k == 1: return complete(ctx, seed)
+    if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k)
+    return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed)
+
 def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_seed, guide=None, k=1):
     "Fill the tiles `cells` of one wavefront step (real, bootstrapped, or completed in one batch); return the generated cells."
     img = lambda t: None if t is None else t[..., :bands]
@@ -391,7 +400,7 @@ def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_see
         else: todo.append((r, c)); ctxs.append(ctx)
     if not todo: return []
     n = len(todo)
-    t, m = complete(tuple(np.repeat(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]), k, 0) for i in range(3)), step_seed)
+    t, m = _complete_k(complete, tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3)), step_seed, k)
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
     if t.shape != (n * k, T, T, bands) or m.shape != (n * k, T, T, 1):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, T, T, bands)} and {(n * k, T, T, 1)}")
