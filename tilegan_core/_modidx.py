@@ -811,6 +811,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'tilegan_core.sat.mosaic.seed_distance': ( 'sat_mosaic.html#seed_distance',
                                                                                     'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.seed_scene': ('sat_mosaic.html#seed_scene', 'tilegan_core/sat/mosaic.py'),
+                                         'tilegan_core.sat.mosaic.start_mosaics': ( 'sat_mosaic.html#start_mosaics',
+                                                                                    'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.to_cog': ('sat_mosaic.html#to_cog', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.toy_seed': ('sat_mosaic.html#toy_seed', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.washing_completer': ( 'sat_mosaic.html#washing_completer',

@@ -26,7 +26,7 @@ __all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', '
            'anchor_detail', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats', 'reference_stats', 'drift_curves',
            'drift_summary', 'cell_means', 'read_guide', 'pick_candidates', 'guide_agreement', 'mask_path',
            'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic',
-           'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic']
+           'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
 WATER_LEVEL = -0.5  # normalised value below which the copy baseline calls a pixel water
@@ -616,7 +616,7 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
                seed:int=0, # random seed of the completions
                band:int=None, # tile rows grown together (default: the profile's mosaic.band); memory grows with it, not with --rows
                guide:str=None, # coarse GeoTIFF to follow, one cell per tile: water fractions in [0, 1] (a coarse mask) or a (downsampled) scene
-               candidates:int=8, # completions drawn per tile with --guide; the closest to its guide cell is kept
+               candidates:int=None, # completions drawn per tile with --guide (default: the profile's mosaic.candidates)
                quiet:bool=False, # no progress bar on stderr
                json:bool=False, # print the summary as one JSON line
               ):
@@ -631,7 +631,7 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
     res = grow_mosaic(complete, rows, cols, out, T, bands, method or cfg.mosaic.method,
                       cfg.mosaic.overlap, seed_image, seed_mode, seed_row, seed_col, seed_mask, seed,
                       db_range=tuple(cfg.sat.db_range), progress=not quiet, band=band or cfg.mosaic.band, guide=guide,
-                      candidates=candidates)
+                      candidates=candidates or cfg.mosaic.candidates)
     res['drift_summary'] = res['drift_summary'] and {k: v['slope'] for k, v in res['drift_summary'].items()}
     res['seam_score_by_distance'] = [c['seam_score'] for c in res['drift']]
     return res
@@ -651,25 +651,28 @@ HELDOUT = 1_000_000  # held-out scene i uses seed (seed, HELDOUT + i); training 
 
 def _scene_seed(seed, i): return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
-def heldout_scenes(out_dir:str|Path, # folder for the scenes (reused while the recipe holds)
+def heldout_scenes(out_dir:str|Path, # folder for the scenes (each reused while the recipe holds)
                    n:int, # number of scenes
                    size:int, # edge in pixels (the mosaic's)
                    sat:dict, # the profile's `sat` section (looks, db_range)
                    seed:int=0, # the experiment seed
+                   first:int=0, # index of the first scene
                   ):
-    "`n` procedural SAR scenes of `size` pixels that training never sees, with their water masks: [(image, mask)]."
+    "Held-out scenes `first .. first + n - 1` of `size` pixels, never seen in training, with their water masks: [(image, mask)]."
     from tilegan_core.sat import scenes
     from tilegan_core.core import write_json_atomic
     out = Path(out_dir)
-    recipe = dict(version=scenes.GENERATOR_VERSION, n=n, size=size, looks=sat['looks'], db_range=list(sat['db_range']), seed=seed)
-    pairs = [(out/f'heldout_{i:03d}.tif', out/f'heldout_{i:03d}_water.tif') for i in range(n)]
+    recipe = dict(version=scenes.GENERATOR_VERSION, size=size, looks=sat['looks'], db_range=list(sat['db_range']), seed=seed)
     rp = out/'recipe.json'
-    if rp.exists() and json.loads(rp.read_text()) == recipe and all(a.exists() and b.exists() for a, b in pairs): return pairs
-    for i, (a, b) in enumerate(pairs):
+    fresh = rp.exists() and json.loads(rp.read_text()) == recipe
+    pairs = [(out/f'heldout_{i:03d}.tif', out/f'heldout_{i:03d}_water.tif') for i in range(first, first + n)]
+    if not fresh: [p.unlink() for p in out.glob('heldout_*.tif')]
+    for i, (a, b) in zip(range(first, first + n), pairs):
+        if a.exists() and b.exists(): continue
         sc = scenes.sar_scene(size, sat['looks'], _scene_seed(seed, HELDOUT + i))
         sc['valid'][:] = True
         scenes.write_sar_scene(sc, a, b, 'unosat', i, tuple(sat['db_range']))
-    write_json_atomic(recipe, rp)
+    if not fresh: write_json_atomic(recipe, rp)
     return pairs
 
 def scene_stats(image:str|Path, # a scene or mosaic GeoTIFF (band 1 is used)
@@ -695,3 +698,12 @@ def run_mosaic(args:list, # arguments of tilegan-mosaic (without --json)
                        timeout=timeout, env=env)
     if r.returncode: raise InputError(f"tilegan-mosaic failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+def start_mosaics(jobs:dict, # {name: arguments of tilegan-mosaic}
+                 ):
+    "Run `run_mosaic` for each job, one after another, in a background thread; a future of {name: summary}."
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(1)
+    fut = pool.submit(lambda: {k: run_mosaic(a) for k, a in jobs.items()})
+    pool.shutdown(wait=False)
+    return fut
