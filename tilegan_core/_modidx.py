@@ -799,6 +799,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'tilegan_core.sat.mosaic.pick_candidates': ( 'sat_mosaic.html#pick_candidates',
                                                                                       'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.plot_drift': ('sat_mosaic.html#plot_drift', 'tilegan_core/sat/mosaic.py'),
+                                         'tilegan_core.sat.mosaic.plot_guided': ( 'sat_mosaic.html#plot_guided',
+                                                                                  'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.plot_mosaic': ( 'sat_mosaic.html#plot_mosaic',
                                                                                   'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.read_guide': ('sat_mosaic.html#read_guide', 'tilegan_core/sat/mosaic.py'),

@@ -26,7 +26,7 @@ __all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', '
            'anchor_detail', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats', 'reference_stats', 'drift_curves',
            'drift_summary', 'cell_means', 'read_guide', 'pick_candidates', 'guide_agreement', 'mask_path',
            'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic',
-           'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
+           'plot_guided', 'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
 WATER_LEVEL = -0.5  # normalised value below which the copy baseline calls a pixel water
@@ -562,12 +562,14 @@ def washing_completer(context_tiles, # (top_left, top_right, bottom_left), each 
 
 # %% ../../nbs/15_sat_mosaic.ipynb #9cbcea1c
 def plot_drift(curves:dict, # {method name: `drift_curves` output}
+               axs=None, # three matplotlib axes, or None for a new figure
               ):
     "Seam score, histogram distance and spectral distance against the distance from the seed, one line per method."
     import matplotlib.pyplot as plt
     keys = (('seam_score', 'seam score (1 = like the interior)'), ('hist_distance', 'histogram distance to real'),
             ('spectral_distance', 'spectral distance to real'))
-    fig, axs = plt.subplots(1, 3, figsize=(11, 3))
+    if axs is None: fig, axs = plt.subplots(1, 3, figsize=(11, 3))
+    else: fig = axs[0].figure
     for ax, (k, title) in zip(axs, keys):
         for name, cs in curves.items():
             pts = [(c['distance'], c[k]) for c in cs if c[k] is not None]
@@ -582,6 +584,7 @@ def plot_mosaic(path:str|Path, # a mosaic GeoTIFF
                 seed_cells:list, # real cells [(r, c), ...]
                 max_px:int=1024, # longest displayed edge (read decimated)
                 title:str='', # panel title
+                ax=None, # a matplotlib axis, or None for a new figure
                ):
     "The mosaic (decimated), its water mask in translucent blue, and the real seed tiles outlined in red."
     import matplotlib.pyplot as plt
@@ -591,13 +594,29 @@ def plot_mosaic(path:str|Path, # a mosaic GeoTIFF
         shape = (ds.height // f, ds.width // f)
         x = ds.read(1, out_shape=shape, resampling=Resampling.average).astype(np.float64)
         m = mk.read(1, out_shape=shape, resampling=Resampling.nearest)
-    fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1]))
+    if ax is None: fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1]))
+    else: fig = ax.figure
     ax.imshow(x, cmap='gray', interpolation='nearest')
     ax.imshow(np.ma.masked_where(m != 1, m), cmap='winter', alpha=0.25, vmin=0, vmax=1, interpolation='nearest')
     th, tw = shape[0] / tiles[0], shape[1] / tiles[1]
     for r, c in seed_cells:
         ax.add_patch(plt.Rectangle((c * tw - 0.5, r * th - 0.5), tw, th, fill=False, ec='red', lw=1.2))
     ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title or Path(path).name)
+    return fig
+
+def plot_guided(guide:str|Path, # the coarse guide GeoTIFF
+                mosaics:dict, # {panel title: mosaic GeoTIFF}
+                max_px:int=512, # longest displayed edge of each mosaic
+               ):
+    "The guide's water fraction beside mosaics (decimated, water in translucent blue), one panel each."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 1 + len(mosaics), figsize=(4 * (1 + len(mosaics)), 4.2))
+    with rasterio.open(guide) as ds: g = ds.read(1)
+    axs[0].imshow(g, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
+    axs[0].set_xticks([]); axs[0].set_yticks([]); axs[0].set_title(f'guide: water fraction, {g.shape[1]} x {g.shape[0]} cells', fontsize=9)
+    for ax, (name, p) in zip(axs[1:], mosaics.items()): plot_mosaic(p, list(g.shape), [], max_px, name, ax)
+    for ax in axs[1:]: ax.title.set_fontsize(9)
+    fig.tight_layout()
     return fig
 
 # %% ../../nbs/15_sat_mosaic.ipynb #457d5d6c
