@@ -530,7 +530,11 @@ def to_cog(src:str|Path, # a GeoTIFF
                 BIGTIFF='IF_SAFER')
 
 def peak_rss_mb():
-    "Peak resident memory of this process so far, MB."
+    "Peak resident memory of this process so far, MB (Linux: VmHWM, which a child does not inherit from its parent across fork and exec)."
+    try:
+        with open('/proc/self/status') as f: hwm = [l for l in f if l.startswith('VmHWM:')]
+        if hwm: return round(int(hwm[0].split()[1]) / 1024, 1)
+    except OSError: pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / 1024 if sys.platform != 'darwin' else kb / 2**20, 1)
 
@@ -650,7 +654,7 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
     res = grow_mosaic(complete, rows, cols, out, T, bands, method or cfg.mosaic.method,
                       cfg.mosaic.overlap, seed_image, seed_mode, seed_row, seed_col, seed_mask, seed,
                       db_range=tuple(cfg.sat.db_range), progress=not quiet, band=band or cfg.mosaic.band, guide=guide,
-                      candidates=candidates or cfg.mosaic.candidates)
+                      candidates=cfg.mosaic.candidates if candidates is None else candidates)
     res['drift_summary'] = res['drift_summary'] and {k: v['slope'] for k, v in res['drift_summary'].items()}
     res['seam_score_by_distance'] = [c['seam_score'] for c in res['drift']]
     return res
