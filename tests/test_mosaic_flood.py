@@ -48,6 +48,48 @@ def test_mosaic_from_noise(tmp_path):
     with rasterio.open(tmp_path/'n.tif') as ds: assert ds.crs is not None and (ds.width, ds.height) == (128, 96)
 
 
+def test_mosaic_is_a_cloud_optimised_geotiff(seed, tmp_path):
+    out = tmp_path/'c.tif'
+    res = _mosaic(seed, out, 12, 12, '--seed-mode', 'tile')
+    assert res['overviews'] == [2]
+    for p in (out, mask_path(out)):
+        with rasterio.open(p) as ds:
+            assert ds.tags(ns='IMAGE_STRUCTURE').get('LAYOUT') == 'COG' and ds.overviews(1) == [2] and (ds.width, ds.height) == (384, 384)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ['c.tif', 'c_water.tif']          # no temporary strips left
+
+
+def _guide(path, frac, crs='EPSG:32736'):
+    with rasterio.open(path, 'w', driver='GTiff', width=frac.shape[1], height=frac.shape[0], count=1, dtype='float32', crs=crs,
+                       transform=rasterio.transform.from_origin(500000, 100000, 320, 320)) as ds: ds.write(frac.astype(np.float32)[None])
+    return path
+
+
+def test_guided_mosaic_takes_the_guide_grid_and_reports_how_well_it_follows(tmp_path):
+    frac = np.zeros((6, 8)); frac[:, :3] = 1; frac[2, 5] = 0.75
+    g = _guide(tmp_path/'g.tif', frac)
+    res = last_json(run('tilegan-mosaic', '--run', 'copy', '--guide', g, '--candidates', 3, '--out', tmp_path/'m.tif', '--json'))
+    assert res['tiles'] == [6, 8] and res['shape'] == [6 * 32, 8 * 32, 1]           # one tile per guide cell
+    assert res['guide']['kind'] == 'water' and res['guide']['candidates'] == 3 and res['guide']['cells'] == 48
+    assert 0 <= res['guide']['iou'] <= 1 and 0 <= res['guide']['mae'] <= 1
+    with rasterio.open(tmp_path/'m.tif') as ds, rasterio.open(g) as gd:
+        assert ds.crs == gd.crs and ds.bounds == gd.bounds and ds.res == (10.0, 10.0)   # the guide's extent at full resolution
+        water = rasterio.open(mask_path(tmp_path/'m.tif')).read(1)
+    coarse = water.reshape(6, 32, 8, 32).mean((1, 3))
+    assert abs(np.abs(coarse - frac).mean() - res['guide']['mae']) < 1e-6             # the reported agreement is the mask's
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--guide', 'nowhere.tif'], 'nowhere.tif'),
+    (['--guide', 'g.tif', '--rows', 100, '--cols', 100], 'cannot be averaged'),
+    (['--guide', 'g.tif', '--candidates', 0], '--candidates'),
+])
+def test_guided_mosaic_bad_input(tmp_path, args, msg):
+    _guide(tmp_path/'g.tif', np.full((4, 4), 0.5))
+    r = run('tilegan-mosaic', '--run', 'copy', '--out', 'x.tif', *args, cwd=tmp_path)
+    assert msg in one_line_error(r, 'tilegan-mosaic')
+    assert not (tmp_path/'x.tif').exists()
+
+
 @pytest.mark.parametrize('args, msg', [
     (['--run', 'copy', '--rows', 2, '--cols', 2], '--out is required'),
     (['--run', 'nowhere', '--rows', 2, '--cols', 2, '--out', 'x.tif'], '--run nowhere: no such folder'),

@@ -59,6 +59,8 @@ QUICK = dict(
         band=8,                       # tile rows grown together, batched along anti-diagonals (memory grows with it)
         method='blend',               # 'paste' (the paper's) or 'blend' (overlapping completions)
         overlap=0.25,                 # fraction of a tile blended across each seam
+        candidates=4,                 # completions drawn per tile when a mosaic follows a coarse guide
+        real_scenes=4,                # held-out real scenes of the mosaic's size its large-scale statistics are compared with
     ),
     flood=dict(
         filters=8,                    # channels of the first U-Net block (Nemni et al.: 64)
@@ -151,6 +153,8 @@ RULES = {
     'cprogan.spectral_weight': (lambda v: v >= 0, '>= 0'),
     'mosaic.method': (lambda v: v in ('paste', 'blend'), "one of 'paste', 'blend'"),
     'mosaic.overlap': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),
+    'mosaic.candidates': (lambda v: isinstance(v, int) and v >= 1, 'an integer >= 1'),
+    'mosaic.real_scenes': (lambda v: isinstance(v, int) and v >= 2, 'an integer >= 2'),
     'flood.loss': (lambda v: v in ('bce', 'weighted_bce', 'dice_bce'), "one of 'bce', 'weighted_bce', 'dice_bce'"),
     'flood.real_fractions': (lambda v: len(v) > 0 and all(0 < f <= 1 for f in v), 'fractions in (0, 1]'),
     'calo.energy_range': (lambda v: len(v) == 2 and 0 < v[0] < v[1], '[low, high] GeV with 0 < low < high'),

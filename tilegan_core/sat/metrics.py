@@ -5,15 +5,18 @@
 # %% ../../nbs/12_sat_metrics.ipynb #99d98317
 from __future__ import annotations
 import numpy as np
+from scipy import ndimage
 from skimage.metrics import structural_similarity
 from skimage.restoration import inpaint_biharmonic
 from ..core import InputError
 
 # %% auto #0
-__all__ = ['DATA_RANGE', 'METRICS', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy', 'interior_energy',
-           'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum', 'log_radial_spectra',
-           'spectral_distance', 'mask_iou', 'completion_metrics', 'copy_baseline', 'inpaint_baseline',
-           'plot_completions', 'plot_metric_bars', 'mean_log_spectra', 'plot_spectra']
+__all__ = ['DATA_RANGE', 'METRICS', 'LARGE_SCALE', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy',
+           'interior_energy', 'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum',
+           'log_radial_spectra', 'spectral_distance', 'mask_iou', 'completion_metrics', 'copy_baseline',
+           'inpaint_baseline', 'long_wave_spectrum', 'long_wave_share', 'long_wave_anisotropy', 'water_bodies',
+           'water_by_distance', 'water_drift', 'large_scale_stats', 'compare_with_reference', 'plot_completions',
+           'plot_metric_bars', 'mean_log_spectra', 'plot_spectra', 'plot_large_scale']
 
 # %% ../../nbs/12_sat_metrics.ipynb #35ea3d55
 def as_batch(x, # an image (H, W, C) or a batch (n, H, W, C)
@@ -200,6 +203,117 @@ def inpaint_baseline(composites, # 2x2 samples (n, 2T, 2T, C)
     br = filled[:, x.shape[1] // 2:, x.shape[2] // 2:].repeat(f, 1).repeat(f, 2)
     return np.clip(br[..., :c.shape[3]], -1, 1), np.clip(br[..., c.shape[3]:], 0, 1)
 
+# %% ../../nbs/12_sat_metrics.ipynb #f0c4d0fd
+def _square(x, name):
+    "The top-left square of a 2-D array, refusing anything else with a one-line error."
+    a = np.asarray(x)
+    if a.ndim != 2 or min(a.shape) < 4: raise InputError(f"{name}: expected one band (H, W) of at least 4 x 4, got shape {a.shape}")
+    n = min(a.shape)
+    return a[:n, :n]
+
+def long_wave_spectrum(img, # one band (H, W); its top-left square is used
+                       tile_size:int, # T: wavelengths of at least one tile are kept
+                      ):
+    "`(wavelength in tiles, power)`: the radially averaged power spectrum, relative to white noise of the same variance."
+    a = _square(img, 'image').astype(np.float64); n = len(a)
+    v = a.var()
+    k = np.arange(1, n // 2 + 1)
+    keep = k * tile_size <= n
+    return n / k[keep] / tile_size, radial_spectrum(a)[keep] / (v if v > 0 else 1.0)
+
+def _long_power(x, tile_size):
+    "The 2-D power spectrum of `x` (mean removed) and a mask of its frequencies with wavelengths longer than a tile."
+    a = _square(x, 'image').astype(np.float64); n = len(a)
+    p = np.abs(np.fft.fft2(a - a.mean())) ** 2
+    r = radial_bins(n).reshape(n, n)
+    return p, (r > 0) & (r * tile_size < n)
+
+def long_wave_share(img, # one band (H, W)
+                    tile_size:int, # T
+                   ):
+    "Share of the variance of `img` at wavelengths longer than one tile."
+    p, low = _long_power(img, tile_size)
+    tot = p.sum()
+    return float(p[low].sum() / tot) if tot > 0 else 0.0
+
+def long_wave_anisotropy(x, # one band (H, W), e.g. a water mask
+                         tile_size:int, # T
+                        ):
+    "log10 of long-wave power varying down the columns over that varying along the rows: > 0 means stretched along rows."
+    p, low = _long_power(x, tile_size)
+    f = np.abs(np.fft.fftfreq(len(p)))
+    ky, kx = f[:, None], f[None]
+    down, along = p[low & (ky > kx)].sum(), p[low & (kx > ky)].sum()
+    return float(np.log10((down + 1e-9) / (along + 1e-9)))
+
+# %% ../../nbs/12_sat_metrics.ipynb #f5ebc204
+def water_bodies(water, # boolean water mask (H, W)
+                 min_pixels:int=1, # smaller connected bodies are not counted
+                ):
+    "`(count, largest share, largest span)`: bodies of at least `min_pixels`, share of water in the largest, its extent / image edge."
+    w = np.asarray(water, bool)
+    lab, n = ndimage.label(w, structure=np.ones((3, 3)))
+    if n == 0: return 0, 0.0, 0.0
+    sizes = np.bincount(lab.ravel())[1:]
+    i = int(np.argmax(sizes))
+    rs, cs = ndimage.find_objects(lab, max_label=i + 1)[i]
+    return int((sizes >= min_pixels).sum()), float(sizes[i] / sizes.sum()), float(max(rs.stop - rs.start, cs.stop - cs.start) / max(w.shape))
+
+def water_by_distance(water, # boolean water mask (H, W)
+                      tile_size:int, # T
+                     ):
+    "`(fraction, tiles)`: water fraction and tile count at each Chebyshev distance `min(row, col)` (tiles) from the first row and column."
+    w = np.asarray(water, bool)
+    d = np.minimum(np.arange(w.shape[0])[:, None] // tile_size, np.arange(w.shape[1])[None] // tile_size).ravel()
+    px = np.bincount(d)
+    return np.bincount(d, w.ravel()) / px, px / tile_size ** 2
+
+def water_drift(fraction, # water fraction by distance, from `water_by_distance`
+                tiles, # tiles at each distance (the weights)
+               ):
+    "Change of the water fraction from the seed to the far corner along a weighted straight-line fit."
+    d = np.arange(len(fraction))
+    if len(d) < 2: return 0.0
+    return float(np.polyfit(d, fraction, 1, w=np.sqrt(tiles))[0] * (len(d) - 1))
+
+# %% ../../nbs/12_sat_metrics.ipynb #fb1d6d4d
+LARGE_SCALE = ('long_wave_share', 'anisotropy', 'water_fraction', 'water_bodies_per_mpx', 'largest_body_share',
+               'largest_body_span', 'water_drift')
+
+def large_scale_stats(img, # one band (H, W) in [-1, 1]; the top-left square is used
+                      water, # its boolean water mask (H, W)
+                      tile_size:int, # T
+                      min_body:int|None=None, # smallest water body counted, pixels (default T*T/16)
+                     ):
+    "The statistics `LARGE_SCALE` of one scene, plus its long-wave spectrum and water-by-distance curves."
+    a = np.asarray(img); w = np.asarray(water)
+    if a.shape != w.shape: raise InputError(f"image {a.shape} and water mask {w.shape}: shapes differ; pass the scene's own mask")
+    a, w = _square(a, 'image'), _square(w, 'water mask').astype(bool)
+    n = len(a)
+    count, share, span = water_bodies(w, min_body or max(1, tile_size ** 2 // 16))
+    frac, tiles = water_by_distance(w, tile_size)
+    wl, p = long_wave_spectrum(a, tile_size)
+    return dict(long_wave_share=long_wave_share(a, tile_size), anisotropy=long_wave_anisotropy(w.astype(np.float64), tile_size),
+                water_fraction=float(w.mean()), water_bodies_per_mpx=count / (n * n / 1e6), largest_body_share=share,
+                largest_body_span=span, water_drift=water_drift(frac, tiles),
+                spectrum=dict(wavelength_tiles=wl.tolist(), power=p.tolist()), water_by_distance=frac.tolist())
+
+def compare_with_reference(stats:dict, # `large_scale_stats` of one scene
+                           refs:list, # `large_scale_stats` of real scenes of the same size
+                           z_max:float=2.0, # a statistic passes within this many standard deviations of the real mean
+                           keys:tuple=LARGE_SCALE, # statistics compared
+                          ):
+    "Per statistic: the value, the real scenes' mean, std, min and max, the z-score, and whether |z| <= `z_max`."
+    if len(refs) < 2: raise InputError(f"compare_with_reference: needs at least 2 real scenes for a spread, got {len(refs)}")
+    out = {}
+    for k in keys:
+        v, r = float(stats[k]), np.array([float(x[k]) for x in refs])
+        sd = float(r.std(ddof=1))
+        z = (v - r.mean()) / sd if sd > 0 else (0.0 if v == r.mean() else float(np.sign(v - r.mean())) * np.inf)
+        out[k] = dict(value=v, real_mean=float(r.mean()), real_std=sd, real_min=float(r.min()), real_max=float(r.max()),
+                      z=float(z), within=bool(abs(z) <= z_max))
+    return out
+
 # %% ../../nbs/12_sat_metrics.ipynb #61dfb282
 def _grey(ax, img, title=''):
     x = (np.asarray(img, np.float64) + 1) / 2
@@ -255,5 +369,34 @@ def plot_spectra(truth, # true tiles (n, T, T, C)
     ax.plot(k, ref, 'k--', lw=1.5, label='truth', zorder=5)   # on top: the methods that match it would hide it
     for name, t in methods.items(): ax.plot(k, mean_log_spectra(t), marker='.', label=name)
     ax.set_xlabel('radius k (cycles per tile)'); ax.set_ylabel('mean log10 power'); ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../../nbs/12_sat_metrics.ipynb #ce54d4b5
+def plot_large_scale(stats:dict, # {mosaic name: `large_scale_stats`}
+                     refs:list, # `large_scale_stats` of real scenes of the same size
+                     axs=None, # three matplotlib axes, or None for a new figure
+                     z_clip:float=8.0, # z-scores are drawn clipped to +-z_clip
+                    ):
+    "Long-wave spectra and water against seed distance (real range in grey), and the z-score of each `LARGE_SCALE` statistic."
+    import matplotlib.pyplot as plt
+    if axs is None: fig, axs = plt.subplots(1, 3, figsize=(13, 3.4))
+    else: fig = axs[0].figure
+    a0, a1, a2 = axs
+    wl = refs[0]['spectrum']['wavelength_tiles']
+    for ax, get, x in ((a0, lambda s: s['spectrum']['power'], wl), (a1, lambda s: s['water_by_distance'], None)):
+        r = np.array([get(s) for s in refs])
+        xs = x if x is not None else np.arange(r.shape[1])
+        ax.fill_between(xs, r.min(0), r.max(0), color='0.8', label=f'real ({len(refs)} scenes)')
+        for name, s in stats.items(): ax.plot(x if x is not None else np.arange(len(get(s))), get(s), lw=1.2, label=name)
+    a0.set_xscale('log'); a0.set_yscale('log'); a0.set_xlabel('wavelength (tiles)')
+    a0.set_title('long-wave power spectrum (1 = white)', fontsize=9)
+    a1.set_xlabel('tiles from the seed'); a1.set_title('water fraction', fontsize=9); a1.legend(fontsize=7)
+    a2.axvspan(-2, 2, color='0.85')
+    for j, (name, s) in enumerate(stats.items()):
+        z = [compare_with_reference(s, refs)[k]['z'] for k in LARGE_SCALE]
+        a2.plot(np.clip(z, -z_clip, z_clip), np.arange(len(LARGE_SCALE)) + 0.15 * (j - (len(stats) - 1) / 2), 'o', ms=4, label=name)
+    a2.set_yticks(range(len(LARGE_SCALE)), [k.replace('_', ' ') for k in LARGE_SCALE], fontsize=7)
+    a2.set_xlim(-z_clip - 0.5, z_clip + 0.5); a2.set_xlabel('z-score against real scenes'); a2.set_title('within the real spread: |z| <= 2', fontsize=9)
     fig.tight_layout()
     return fig

@@ -4,27 +4,29 @@
 
 # %% ../../nbs/15_sat_mosaic.ipynb #b65bf876
 from __future__ import annotations
-import json, os, resource, subprocess, sys, time
+import inspect, json, os, resource, subprocess, sys, time
 from functools import partial
 from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio import windows
 from rasterio.transform import from_origin
+from rasterio.shutil import copy as copy_raster
 from rasterio.windows import Window
 from scipy import ndimage
 from ..core import InputError, atomic_path
 from ..cli import command
 from ..config import load_profile
 from .data import open_scene, norm_spec, normalise, denormalise, MaskReader
-from .metrics import copy_baseline, radial_spectrum
+from .metrics import copy_baseline, radial_spectrum, large_scale_stats
 
 # %% auto #0
-__all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'METHODS', 'compose', 'copy_completer', 'load_completer',
-           'compiled_completer', 'mirror_context', 'bootstrap_tile', 'blend_seam', 'highpass', 'anchor_detail',
-           'read_seed', 'toy_seed', 'seed_distance', 'DriftStats', 'reference_stats', 'drift_curves', 'drift_summary',
-           'mask_path', 'grow_mosaic', 'peak_rss_mb', 'washing_completer', 'plot_drift', 'plot_mosaic', 'mosaic_cli',
-           'seed_scene', 'run_mosaic']
+__all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', 'HELDOUT', 'compose', 'copy_completer',
+           'load_completer', 'compiled_completer', 'mirror_context', 'bootstrap_tile', 'blend_seam', 'highpass',
+           'anchor_detail', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats', 'reference_stats', 'drift_curves',
+           'drift_summary', 'cell_means', 'read_guide', 'pick_candidates', 'guide_agreement', 'mask_path',
+           'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic',
+           'plot_guided', 'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
 WATER_LEVEL = -0.5  # normalised value below which the copy baseline calls a pixel water
@@ -68,16 +70,19 @@ def load_completer(run:str, # a run folder with an exported `sat.cprogan` model,
 
 def compiled_completer(model, # a `sat.cprogan.CProGan`
                       ):
-    "`cprogan.complete` for `model` with the generator traced once by `tf.function` (the same numbers, ~10x faster per call)."
+    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context."
     import tensorflow as tf
     from tilegan_core.sat import cprogan
     T, b, nd = int(model.ress[-1]), int(model.bands), int(model.noise_dim)
-    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32)]
-    gen = tf.function(lambda tl, tr, bl, z: cprogan.generate(model, [tl, tr, bl], z), input_signature=sig, autograph=False)
-    def complete(context_tiles, seed:int=0):
+    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32), tf.TensorSpec((), tf.int32)]
+    def _gen(tl, tr, bl, z, k):          # the context is encoded once, then repeated for the k candidates
+        lat = tf.repeat(cprogan.encode_context(model, [tl, tr, bl]), k, 0)
+        return cprogan.generate(model, [tf.repeat(x, k, 0) for x in (tl, tr, bl)], z, latents=lat)
+    gen = tf.function(_gen, input_signature=sig, autograph=False)
+    def complete(context_tiles, seed:int=0, candidates:int=1):
         ctx = [np.asarray(t, np.float32) for t in context_tiles]
-        z = np.random.default_rng(seed).standard_normal((len(ctx[0]), nd)).astype(np.float32)
-        out = gen(*ctx, z).numpy()
+        z = np.random.default_rng(seed).standard_normal((len(ctx[0]) * candidates, nd)).astype(np.float32)
+        out = gen(*ctx, z, np.int32(candidates)).numpy()
         return np.clip(out[..., :b], -1, 1), np.clip((out[..., b:] + 1) / 2, 0, 1)
     return complete
 
@@ -285,6 +290,74 @@ def drift_summary(curves:list, # from `drift_curves`
         out[k] = dict(slope=float(np.polyfit(d, v, 1)[0]) if len(pts) > 1 else 0.0, near=float(v[0]), far=float(v[-1]))
     return out
 
+# %% ../../nbs/15_sat_mosaic.ipynb #fb5f5b8c
+GUIDE_KINDS = ('water', 'image')
+
+def _edges(n, k): return np.linspace(0, n, k + 1).round().astype(int)
+
+def cell_means(path:str|Path, # a GeoTIFF (labels for 'water', a scene for 'image', anything for 'raw')
+               rows:int, cols:int, # cells down and across
+               kind:str='water', # 'water' (share of labels == 1), 'image' (mean normalised band 1) or 'raw' (mean of band 1)
+               db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style scenes ('image')
+              ):
+    "Mean of band 1 of `path` over each of `rows x cols` cells (NaN where a cell has no valid pixel), read in strips."
+    if kind not in ('water', 'image', 'raw'): raise InputError(f"cell_means kind {kind!r}: use 'water', 'image' or 'raw'")
+    spec = norm_spec(open_scene(path).format, open_scene(path).dtype, db_range) if kind == 'image' else None
+    with rasterio.open(path) as ds:
+        if ds.height < rows or ds.width < cols:
+            raise InputError(f"{path}: {ds.width} x {ds.height} pixels cannot be averaged over {cols} x {rows} cells; pass a larger raster or fewer cells")
+        out, ce = np.full((rows, cols), np.nan), _edges(ds.width, cols)[:-1]
+        for i, (a, b) in enumerate(zip(_edges(ds.height, rows)[:-1], _edges(ds.height, rows)[1:])):
+            x = ds.read(1, window=Window(0, a, ds.width, b - a), masked=True)
+            ok = ~np.ma.getmaskarray(x) & np.isfinite(x.data)
+            v = (x.data == 1) if kind == 'water' else normalise(x.data[..., None], spec)[..., 0] if kind == 'image' else x.data
+            s, n = np.add.reduceat(np.where(ok, v, 0).sum(0, dtype=np.float64), ce), np.add.reduceat(ok.sum(0), ce)
+            out[i] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    return out
+
+def read_guide(path:str|Path, # the coarse map: a water mask / fraction raster, or a (downsampled) scene
+               rows:int, cols:int, # the mosaic's tiles down and across: one guide cell per tile
+               db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style scenes
+              ):
+    "The guide as `dict(kind, target (rows, cols), crs, transform, path)`: water fractions if all values lie in [0, 1], else mean brightness."
+    sc = open_scene(path)
+    raw = cell_means(path, rows, cols, 'raw')
+    ok = raw[np.isfinite(raw)]
+    if ok.size == 0: raise InputError(f"{path}: the guide has no valid pixel; pass a coarse water mask or a scene")
+    kind = 'water' if ok.min() >= 0 and ok.max() <= 1 else 'image'
+    target = raw if kind == 'water' else cell_means(path, rows, cols, 'image', db_range)
+    return dict(kind=kind, target=target, crs=sc.crs, transform=tuple(sc.affine)[:6], width=sc.width, height=sc.height, path=str(path))
+
+def pick_candidates(tiles, # candidates (n, k, T, T, C) in [-1, 1]
+                    masks, # their water probabilities (n, k, T, T, 1)
+                    targets, # guide value of each tile's cell (n,); NaN = no guidance
+                    kind:str, # 'water' (match the water fraction) or 'image' (match the mean of band 1)
+                   ):
+    "Index (n,) of the candidate closest to its guide cell, per tile (0 where the cell is NaN)."
+    v = (np.asarray(masks) > 0.5).mean((2, 3, 4)) if kind == 'water' else np.asarray(tiles)[..., 0].mean((2, 3))
+    err = np.abs(v - np.asarray(targets, np.float64)[:, None])
+    return np.where(np.isfinite(err).all(1), np.nan_to_num(err, nan=np.inf).argmin(1), 0)
+
+# %% ../../nbs/15_sat_mosaic.ipynb #8dc731ed
+def guide_agreement(mosaic:str|Path, # a mosaic GeoTIFF (its mask beside it, `mask_path`)
+                    guide:dict, # from `read_guide` on the mosaic's grid
+                    db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style mosaics
+                   ):
+    "How well `mosaic` follows `guide`: water (`iou` of cells above one half, `mae` of fractions) or image (`mae`, `corr`)."
+    target = np.asarray(guide['target'], np.float64)
+    rows, cols = target.shape
+    if guide['kind'] == 'water': got = cell_means(mask_path(mosaic), rows, cols, 'water')
+    else: got = cell_means(mosaic, rows, cols, 'image', db_range)
+    ok = np.isfinite(target) & np.isfinite(got)
+    if not ok.any(): return dict(kind=guide['kind'], cells=0)
+    out = dict(kind=guide['kind'], cells=int(ok.sum()), mae=float(np.abs(got - target)[ok].mean()))
+    a, b = got[ok], target[ok]
+    if guide['kind'] == 'water':
+        inter, union = ((a > 0.5) & (b > 0.5)).sum(), ((a > 0.5) | (b > 0.5)).sum()
+        out['iou'] = float(inter / union) if union else 1.0
+    else: out['corr'] = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    return out
+
 # %% ../../nbs/15_sat_mosaic.ipynb #5f16d3cb
 def _block(n):
     "A GeoTIFF block edge for an image edge of `n` pixels: a power of two from 16 to 256, below `n` when possible."
@@ -304,7 +377,13 @@ class _Rows:
         return self.rows[r][:, c * self.T:(c + 1) * self.T]
 
 # %% ../../nbs/15_sat_mosaic.ipynb #f085cdc0
-def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_seed):
+def _complete_k(complete, ctx, seed, k):
+    "`k` completions per context, grouped per context: through the completer's `candidates` argument if it has one."
+    if k == 1: return complete(ctx, seed)
+    if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k)
+    return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed)
+
+def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_seed, guide=None, k=1):
     "Fill the tiles `cells` of one wavefront step (real, bootstrapped, or completed in one batch); return the generated cells."
     img = lambda t: None if t is None else t[..., :bands]
     todo, ctxs = [], []
@@ -320,10 +399,15 @@ def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_see
             rows.tile(r, c)[..., :bands] = x; rows.tile(r, c)[..., bands] = m[..., 0]
         else: todo.append((r, c)); ctxs.append(ctx)
     if not todo: return []
-    t, m = complete(tuple(np.stack([np.ascontiguousarray(k[i]) for k in ctxs]) for i in range(3)), step_seed)
+    n = len(todo)
+    t, m = _complete_k(complete, tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3)), step_seed, k)
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
-    if t.shape != (len(todo), T, T, bands) or m.shape != (len(todo), T, T, 1):
-        raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(len(todo), T, T, bands)} and {(len(todo), T, T, 1)}")
+    if t.shape != (n * k, T, T, bands) or m.shape != (n * k, T, T, 1):
+        raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, T, T, bands)} and {(n * k, T, T, 1)}")
+    if k > 1:
+        t, m = t.reshape(n, k, T, T, bands), m.reshape(n, k, T, T, 1)
+        pick = pick_candidates(t, m, np.array([guide['target'][r, c] for r, c in todo]), guide['kind'])
+        t, m = t[np.arange(n), pick], m[np.arange(n), pick]
     for (r, c), ti, mi, ctx in zip(todo, t, m, ctxs):
         rows.tile(r, c)[..., :bands] = anchor_detail(ti, ctx) if method == 'blend' else ti
         rows.tile(r, c)[..., bands] = mi[..., 0]
@@ -378,41 +462,54 @@ def grow_mosaic(complete, # completion callable: (context_tiles, seed) -> (tiles
                 progress:bool=False, # show a progress bar (stderr)
                 cache_mb:int=32, # GDAL block cache cap, MB
                 band:int=8, # rows grown together along anti-diagonals (one batched completion per step)
+                guide:str|Path|None=None, # coarse map to follow, one cell per tile (`read_guide`), or None
+                candidates:int=8, # completions drawn per tile when guided; the one closest to its guide cell is kept
                ):
-    "Grow a `rows x cols` tile mosaic, streaming each final row into a tiled, compressed GeoTIFF; return a summary."
+    "Grow a `rows x cols` tile mosaic, streamed row by row, into a Cloud-Optimised GeoTIFF (and its mask); return a summary."
     if method not in METHODS: raise InputError(f"--method {method!r}: use one of {list(METHODS)}")
     if rows < 1 or cols < 1: raise InputError(f"--rows {rows} --cols {cols}: the mosaic needs at least one tile each way")
     if not 0 <= overlap < 0.5: raise InputError(f"mosaic.overlap {overlap}: must be in [0, 0.5)")
     if band < 1: raise InputError(f"--band {band}: must be at least 1")
+    if candidates < 1: raise InputError(f"--candidates {candidates}: must be at least 1")
     t0 = time.perf_counter()
+    g = read_guide(guide, rows, cols, db_range) if guide else None
+    k = candidates if g else 1
     s = read_seed(seed_image, rows, cols, tile_size, seed_mode if seed_image else 'none', seed_row, seed_col, seed_mask, db_range)
     if s['bands'] not in (None, bands): raise InputError(f"{seed_image}: has {s['bands']} band(s), the model generates {bands}; pass a seed of the model's kind")
     mode = seed_mode if seed_image else 'none'
     nr = sum(1 for r, c in s['cells'] if c == 0); nc = sum(1 for r, c in s['cells'] if r == 0)
     T, H, W = tile_size, rows * tile_size, cols * tile_size
+    if g and not seed_image:          # the mosaic covers the guide's extent
+        s.update(crs=g['crs'], transform=tuple(rasterio.Affine(*g['transform']) * rasterio.Affine.scale(g['width'] / W, g['height'] / H))[:6])
     prof = dict(driver='GTiff', width=W, height=H, crs=s['crs'], transform=rasterio.Affine(*s['transform']), tiled=True,
-                blockxsize=_block(W), blockysize=_block(H), compress='deflate', BIGTIFF='IF_SAFER')
+                blockxsize=_block(W), blockysize=_block(H), BIGTIFF='IF_SAFER')
     real, stats = set(s['tiles']), DriftStats(T)
     h = int(round(overlap * T))
     bar = _bar(rows, progress)
     mpath = mask_path(out)
     with rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20), atomic_path(out) as po, atomic_path(mpath) as pm:
-        with rasterio.open(po, 'w', count=bands, dtype=s['dtype'], **prof) as img_ds, \
-             rasterio.open(pm, 'w', count=1, dtype='uint8', nodata=255, **prof) as msk_ds:
-            buf = _Rows(T, cols, bands + 1)
-            for r0 in range(0, rows, band):
-                r1 = min(rows, r0 + band)
-                buf.drop_below(r0 - 2)
-                for r in range(r0, r1): buf.new(r)
-                for step in range(cols + r1 - r0 - 1):
-                    cells = [(r0 + i, step - i) for i in range(r1 - r0) if 0 <= step - i < cols]
-                    done = _wave_step(complete, buf, cells, s, T, bands, method, seed, _tile_seed(seed, r0, step))
-                    if method == 'blend':
-                        for r, c in done: _blend_tile(buf, r, c, real, bands, h)
-                for r in range(max(r0 - 1, 0), r1 - 1): _flush(buf, r, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
-                bar.update(r1 - r0)
-            _flush(buf, rows - 1, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
-    bar.close()
+        si, sm = po.with_name(po.name + '.strips.tif'), pm.with_name(pm.name + '.strips.tif')
+        try:
+            with rasterio.open(si, 'w', count=bands, dtype=s['dtype'], **prof) as img_ds, \
+                 rasterio.open(sm, 'w', count=1, dtype='uint8', nodata=255, **prof) as msk_ds:
+                buf = _Rows(T, cols, bands + 1)
+                for r0 in range(0, rows, band):
+                    r1 = min(rows, r0 + band)
+                    buf.drop_below(r0 - 2)
+                    for r in range(r0, r1): buf.new(r)
+                    for step in range(cols + r1 - r0 - 1):
+                        cells = [(r0 + i, step - i) for i in range(r1 - r0) if 0 <= step - i < cols]
+                        done = _wave_step(complete, buf, cells, s, T, bands, method, seed, _tile_seed(seed, r0, step), g, k)
+                        if method == 'blend':
+                            for r, c in done: _blend_tile(buf, r, c, real, bands, h)
+                    for r in range(max(r0 - 1, 0), r1 - 1): _flush(buf, r, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
+                    bar.update(r1 - r0)
+                _flush(buf, rows - 1, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
+            bar.close()
+            to_cog(si, po, 'average'); to_cog(sm, pm, 'nearest')
+        finally:
+            for p in (si, sm): p.unlink(missing_ok=True)
+    with rasterio.open(out) as ds: overviews = ds.overviews(1)
     ref = reference_stats(reference if reference is not None else np.stack([t for t, _ in s['tiles'].values()])) \
           if (reference is not None or s['tiles']) else None
     curves = drift_curves(stats, ref) if ref else []
@@ -421,16 +518,41 @@ def grow_mosaic(complete, # completion callable: (context_tiles, seed) -> (tiles
     score = (sum(a['seam'] for a in gen) / seam_n) / (sum(a['inner'] for a in gen) / inner_n) if seam_n and inner_n else None
     return dict(out=str(out), mask=str(mpath), shape=[H, W, bands], tiles=[rows, cols], method=method, seed_mode=mode,
                 real_tiles=len(real), seconds=round(time.perf_counter() - t0, 3), seam_score=score,
-                peak_rss_mb=peak_rss_mb(), drift=curves, drift_summary=drift_summary(curves) if curves else None)
+                peak_rss_mb=peak_rss_mb(), drift=curves, drift_summary=drift_summary(curves) if curves else None, overviews=overviews,
+                guide=g and dict(path=g['path'], candidates=k, **guide_agreement(out, g, db_range)))
+
+def to_cog(src:str|Path, # a GeoTIFF
+           dst:str|Path, # the Cloud-Optimised GeoTIFF to write
+           resampling:str='average', # overview resampling: 'average' for images, 'nearest' for labels
+          ):
+    "Copy `src` into a deflate-compressed Cloud-Optimised GeoTIFF with overviews (GDAL's COG driver, block by block)."
+    copy_raster(str(src), str(dst), driver='COG', COMPRESS='DEFLATE', BLOCKSIZE=256, OVERVIEW_RESAMPLING=resampling.upper(),
+                BIGTIFF='IF_SAFER')
 
 def peak_rss_mb():
-    "Peak resident memory of this process so far, MB."
+    "Peak resident memory of this process so far, MB (Linux: VmHWM, which a child does not inherit from its parent across fork and exec)."
+    try:
+        with open('/proc/self/status') as f: hwm = [l for l in f if l.startswith('VmHWM:')]
+        if hwm: return round(int(hwm[0].split()[1]) / 1024, 1)
+    except OSError: pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / 1024 if sys.platform != 'darwin' else kb / 2**20, 1)
 
 def _bar(n, on):
     from tqdm.auto import tqdm
     return tqdm(total=n, desc='mosaic rows', unit='row', disable=not on, file=sys.stderr)
+
+# %% ../../nbs/15_sat_mosaic.ipynb #74670557
+def coarse_guide(mask:str|Path, # a full-resolution water-mask GeoTIFF (1 = water)
+                 out:str|Path, # the guide GeoTIFF to write
+                 rows:int, cols:int, # guide cells down and across (the mosaic's tiles)
+                ):
+    "Write the water fraction of `mask` over `rows x cols` cells as a float32 GeoTIFF on the same extent: a `--guide`."
+    f = cell_means(mask, rows, cols, 'water').astype(np.float32)
+    with rasterio.open(mask) as ds: crs, t = ds.crs, ds.transform * rasterio.Affine.scale(ds.width / cols, ds.height / rows)
+    with atomic_path(out) as p, rasterio.open(p, 'w', driver='GTiff', width=cols, height=rows, count=1, dtype='float32',
+                                              nodata=np.nan, crs=crs, transform=t) as ds: ds.write(f[None])
+    return Path(out)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #726d80aa
 def washing_completer(context_tiles, # (top_left, top_right, bottom_left), each (n, T, T, C)
@@ -444,12 +566,14 @@ def washing_completer(context_tiles, # (top_left, top_right, bottom_left), each 
 
 # %% ../../nbs/15_sat_mosaic.ipynb #9cbcea1c
 def plot_drift(curves:dict, # {method name: `drift_curves` output}
+               axs=None, # three matplotlib axes, or None for a new figure
               ):
     "Seam score, histogram distance and spectral distance against the distance from the seed, one line per method."
     import matplotlib.pyplot as plt
     keys = (('seam_score', 'seam score (1 = like the interior)'), ('hist_distance', 'histogram distance to real'),
             ('spectral_distance', 'spectral distance to real'))
-    fig, axs = plt.subplots(1, 3, figsize=(11, 3))
+    if axs is None: fig, axs = plt.subplots(1, 3, figsize=(11, 3))
+    else: fig = axs[0].figure
     for ax, (k, title) in zip(axs, keys):
         for name, cs in curves.items():
             pts = [(c['distance'], c[k]) for c in cs if c[k] is not None]
@@ -464,6 +588,7 @@ def plot_mosaic(path:str|Path, # a mosaic GeoTIFF
                 seed_cells:list, # real cells [(r, c), ...]
                 max_px:int=1024, # longest displayed edge (read decimated)
                 title:str='', # panel title
+                ax=None, # a matplotlib axis, or None for a new figure
                ):
     "The mosaic (decimated), its water mask in translucent blue, and the real seed tiles outlined in red."
     import matplotlib.pyplot as plt
@@ -473,7 +598,8 @@ def plot_mosaic(path:str|Path, # a mosaic GeoTIFF
         shape = (ds.height // f, ds.width // f)
         x = ds.read(1, out_shape=shape, resampling=Resampling.average).astype(np.float64)
         m = mk.read(1, out_shape=shape, resampling=Resampling.nearest)
-    fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1]))
+    if ax is None: fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1]))
+    else: fig = ax.figure
     ax.imshow(x, cmap='gray', interpolation='nearest')
     ax.imshow(np.ma.masked_where(m != 1, m), cmap='winter', alpha=0.25, vmin=0, vmax=1, interpolation='nearest')
     th, tw = shape[0] / tiles[0], shape[1] / tiles[1]
@@ -482,12 +608,27 @@ def plot_mosaic(path:str|Path, # a mosaic GeoTIFF
     ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title or Path(path).name)
     return fig
 
+def plot_guided(guide:str|Path, # the coarse guide GeoTIFF
+                mosaics:dict, # {panel title: mosaic GeoTIFF}
+                max_px:int=512, # longest displayed edge of each mosaic
+               ):
+    "The guide's water fraction beside mosaics (decimated, water in translucent blue), one panel each."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 1 + len(mosaics), figsize=(4 * (1 + len(mosaics)), 4.2))
+    with rasterio.open(guide) as ds: g = ds.read(1)
+    axs[0].imshow(g, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
+    axs[0].set_xticks([]); axs[0].set_yticks([]); axs[0].set_title(f'guide: water fraction, {g.shape[1]} x {g.shape[0]} cells', fontsize=9)
+    for ax, (name, p) in zip(axs[1:], mosaics.items()): plot_mosaic(p, list(g.shape), [], max_px, name, ax)
+    for ax in axs[1:]: ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
 # %% ../../nbs/15_sat_mosaic.ipynb #457d5d6c
 @command
 def mosaic_cli(run:str=None, # training run folder with an exported model, or 'copy' for the copy baseline (required)
                seed_image:str=None, # seed GeoTIFF; omit to grow the first tile from noise
-               rows:int=None, # tiles down (default: the profile's mosaic.rows)
-               cols:int=None, # tiles across (default: the profile's mosaic.cols)
+               rows:int=None, # tiles down (default: the guide's pixel rows, else the profile's mosaic.rows)
+               cols:int=None, # tiles across (default: the guide's pixel columns, else the profile's mosaic.cols)
                out:str=None, # output GeoTIFF; the water mask goes to <stem>_water.tif (required)
                method:str=None, # 'paste' or 'blend' (default: the profile's mosaic.method)
                seed_mode:str='edge', # 'edge' (real first row and column), 'tile' (one real tile) or 'none'
@@ -497,18 +638,23 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
                profile:str='quick', # profile giving mosaic.*, sat.tile_size and sat.db_range
                seed:int=0, # random seed of the completions
                band:int=None, # tile rows grown together (default: the profile's mosaic.band); memory grows with it, not with --rows
+               guide:str=None, # coarse GeoTIFF to follow, one cell per tile: water fractions in [0, 1] (a coarse mask) or a (downsampled) scene
+               candidates:int=None, # completions drawn per tile with --guide (default: the profile's mosaic.candidates)
                quiet:bool=False, # no progress bar on stderr
                json:bool=False, # print the summary as one JSON line
               ):
-    "Grow a large image by iterated tile completion into a GeoTIFF (plus its water mask)."
+    "Grow a large image by iterated tile completion into a Cloud-Optimised GeoTIFF (plus its water mask), optionally following a coarse --guide."
     if run is None: raise InputError("--run is required: a training run folder, or 'copy'")
     if out is None: raise InputError("--out is required: the GeoTIFF to write")
     cfg = load_profile(profile)
     bands = open_scene(seed_image).count if seed_image else cfg.sat.bands
+    gsc = open_scene(guide) if guide else None
+    rows, cols = rows or (gsc.height if gsc else cfg.mosaic.rows), cols or (gsc.width if gsc else cfg.mosaic.cols)
     complete, T, bands = load_completer(run, cfg.sat.tile_size, bands)
-    res = grow_mosaic(complete, rows or cfg.mosaic.rows, cols or cfg.mosaic.cols, out, T, bands, method or cfg.mosaic.method,
+    res = grow_mosaic(complete, rows, cols, out, T, bands, method or cfg.mosaic.method,
                       cfg.mosaic.overlap, seed_image, seed_mode, seed_row, seed_col, seed_mask, seed,
-                      db_range=tuple(cfg.sat.db_range), progress=not quiet, band=band or cfg.mosaic.band)
+                      db_range=tuple(cfg.sat.db_range), progress=not quiet, band=band or cfg.mosaic.band, guide=guide,
+                      candidates=cfg.mosaic.candidates if candidates is None else candidates)
     res['drift_summary'] = res['drift_summary'] and {k: v['slope'] for k, v in res['drift_summary'].items()}
     res['seam_score_by_distance'] = [c['seam_score'] for c in res['drift']]
     return res
@@ -523,6 +669,46 @@ def seed_scene(data:str|Path, # a tiles folder written by `sat.data.tile_scenes`
     hit = [s for s in src if s.get('split') == split] or src
     return Path(hit[0]['image']), (Path(hit[0]['mask']) if hit[0].get('mask') else None)
 
+# %% ../../nbs/15_sat_mosaic.ipynb #a7298487
+HELDOUT = 1_000_000  # held-out scene i uses seed (seed, HELDOUT + i); training scenes use (seed, i), i < sat.n_scenes
+
+def _scene_seed(seed, i): return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+def heldout_scenes(out_dir:str|Path, # folder for the scenes (each reused while the recipe holds)
+                   n:int, # number of scenes
+                   size:int, # edge in pixels (the mosaic's)
+                   sat:dict, # the profile's `sat` section (looks, db_range)
+                   seed:int=0, # the experiment seed
+                   first:int=0, # index of the first scene
+                  ):
+    "Held-out scenes `first .. first + n - 1` of `size` pixels, never seen in training, with their water masks: [(image, mask)]."
+    from tilegan_core.sat import scenes
+    from tilegan_core.core import write_json_atomic
+    out = Path(out_dir)
+    recipe = dict(version=scenes.GENERATOR_VERSION, size=size, looks=sat['looks'], db_range=list(sat['db_range']), seed=seed)
+    rp = out/'recipe.json'
+    fresh = rp.exists() and json.loads(rp.read_text()) == recipe
+    pairs = [(out/f'heldout_{i:03d}.tif', out/f'heldout_{i:03d}_water.tif') for i in range(first, first + n)]
+    if not fresh: [p.unlink() for p in out.glob('heldout_*.tif')]
+    for i, (a, b) in zip(range(first, first + n), pairs):
+        if a.exists() and b.exists(): continue
+        sc = scenes.sar_scene(size, sat['looks'], _scene_seed(seed, HELDOUT + i))
+        sc['valid'][:] = True
+        scenes.write_sar_scene(sc, a, b, 'unosat', i, tuple(sat['db_range']))
+    if not fresh: write_json_atomic(recipe, rp)
+    return pairs
+
+def scene_stats(image:str|Path, # a scene or mosaic GeoTIFF (band 1 is used)
+                mask:str|Path, # its water mask GeoTIFF (1 = water)
+                tile_size:int, # T
+                db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style scenes
+               ):
+    "`sat.metrics.large_scale_stats` of a GeoTIFF scene and its mask."
+    sc = open_scene(image)
+    with rasterio.open(image) as ds: x = normalise(ds.read(1)[..., None], norm_spec(sc.format, sc.dtype, db_range))[..., 0]
+    with rasterio.open(mask) as ds: w = ds.read(1) == 1
+    return large_scale_stats(x, w, tile_size)
+
 # %% ../../nbs/15_sat_mosaic.ipynb #47f19212
 def run_mosaic(args:list, # arguments of tilegan-mosaic (without --json)
                timeout:int=1800, # seconds
@@ -535,3 +721,12 @@ def run_mosaic(args:list, # arguments of tilegan-mosaic (without --json)
                        timeout=timeout, env=env)
     if r.returncode: raise InputError(f"tilegan-mosaic failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+def start_mosaics(jobs:dict, # {name: arguments of tilegan-mosaic}
+                 ):
+    "Run `run_mosaic` for each job, one after another, in a background thread; a future of {name: summary}."
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(1)
+    fut = pool.submit(lambda: {k: run_mosaic(a) for k, a in jobs.items()})
+    pool.shutdown(wait=False)
+    return fut
