@@ -72,7 +72,7 @@ def test_tpu_input_is_a_graph(tmp_path):
     from tilegan_core.distribute import check_tpu_input, python_ops
     from tilegan_core.core import InputError
     shards = to_tfrecords([h5], tmp_path/'shards')
-    assert python_ops(training_batches(h5, 8)) == ['PyFunc']
+    assert [o for o in python_ops(training_batches(h5, 8)) if 'PyFunc' in o]
     with pytest.raises(InputError, match='TFRecord shards'): check_tpu_input(training_batches(h5, 8))
     ds = training_batches(shards, 8)
     assert check_tpu_input(ds) is ds and python_ops(ds) == []

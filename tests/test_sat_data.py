@@ -318,7 +318,8 @@ def test_shapefile_mask_in_another_crs(data, tmp_path):
     np.testing.assert_array_equal(m_tif, m_shp)
     # the same polygons as a GeoPackage in Web Mercator label the same pixels
     gpkg = tmp_path/'flood.gpkg'
-    with fiona.open(gpkg, 'w', driver='GPKG', crs='EPSG:3857', schema={'geometry': 'Polygon', 'properties': {}}) as dst:
+    # no R-tree: TensorFlow's bundled SQLite, loaded first in this process, lacks the module GDAL builds it with
+    with fiona.open(gpkg, 'w', driver='GPKG', crs='EPSG:3857', schema={'geometry': 'Polygon', 'properties': {}}, SPATIAL_INDEX='NO') as dst:
         for g in _polygons(data['scene']['water'], sc.affine, sc.crs, 'EPSG:3857'):
             dst.write(fiona.Feature(geometry=fiona.Geometry.from_dict(g), properties={}))
     with MaskReader(gpkg, sc) as mr: lab = mr.read(Window(0, 0, sc.width, sc.height))

@@ -402,8 +402,11 @@ def h5_chunks(src:CaloSource, # HDF5 training showers
     "(file, start, stop) of the chunks this worker reads: whole files when there are enough, else every `workers`-th chunk."
     by_file = len(src.files) >= workers
     mine = [(f, n) for i, (f, n) in enumerate(zip(src.files, src.events)) if not by_file or i % workers == index]
-    out = [(f, s, min(s + chunk, n)) for f, n in mine for s in range(0, n, chunk)]
-    return out if by_file else out[index::workers]
+    size = lambda n: chunk if by_file else max(1, min(chunk, math.ceil(n / workers)))  # every worker gets a chunk of a small file
+    out = [(f, s, min(s + size(n), n)) for f, n in mine for s in range(0, n, size(n))]
+    out = out if by_file else out[index::workers]
+    if not out: raise InputError(f"{', '.join(src.files)}: {src.n_events} showers cannot be shared between {workers} workers; use more data or fewer workers")
+    return out
 
 def raw_events(data, # a `CaloSource`, HDF5/TFRecord paths, or a dict `ecal`, `energy`, `angle`
                index:int=0, # this worker
