@@ -114,9 +114,12 @@ def test_validate_flood_on_real_tiles(tmp_path):
     pairs = make_sar_scenes(tmp_path/'scenes', 4, 64, 4, seed=1)
     tile_scenes(pairs, tmp_path/'tiles', 16, 16, split='scene', val_fraction=0.0, test_fraction=0.25)
     res = last_json(run('tilegan-validate', 'flood', '--run', 'copy', '--data', tmp_path/'tiles', '--out', tmp_path/'v.json',
-                        '--set', 'flood.seeds=[0],flood.real_fractions=[1.0],flood.epochs=1,flood.filters=4,flood.depth=2', '--json'))
+                        '--set', 'flood.seeds=[0,1],flood.real_fractions=[1.0],flood.epochs=1,flood.filters=4,flood.depth=2', '--json'))
     for s in ('real_only', 'real_plus_synthetic', 'synthetic_only'):
         assert set(res[s]['iou']) == {'mean', 'std'} and 0 <= res[s]['csi']['mean'] <= 1
+    g = res['gain_by_fraction']['1']['iou']                       # paired over the two seeds, with a t-interval
+    assert g['seeds'] == 2 and g['ci_low'] <= g['mean'] <= g['ci_high']
+    assert abs(g['mean'] - (res['real_plus_synthetic']['iou']['mean'] - res['real_only']['iou']['mean'])) < 1e-9
     assert res['frechet_distance'] >= 0 and res['test_tiles'] > 0
     assert json.loads((tmp_path/'v.json').read_text())['frechet_distance'] == res['frechet_distance']
 

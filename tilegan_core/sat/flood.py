@@ -8,14 +8,15 @@ import math, time
 import numpy as np
 import keras
 from keras import layers, ops
-from scipy import linalg
+from scipy import linalg, stats
 from ..core import InputError, set_seed
 from .data import sat_dataset, read_metadata
 
 # %% auto #0
 __all__ = ['LOSSES', 'METRIC_NAMES', 'SETS', 'unet', 'flood_loss', 'confusion', 'seg_metrics', 'real_tiles', 'synthetic_pairs',
            'water_weight', 'train_segmenter', 'evaluate', 'bottleneck_features', 'frechet_distance', 'budget_steps',
-           'flood_runs', 'summarise', 'table_rows', 'flood_validation', 'plot_fractions']
+           'flood_runs', 'paired_interval', 'summarise', 'table_rows', 'gain_rows', 'flood_validation',
+           'plot_fractions']
 
 # %% ../../nbs/16_sat_flood.ipynb #d0bc4fc1
 def _block(x, f, name):
@@ -138,7 +139,8 @@ def train_segmenter(images, # training images (n, T, T, C)
     if len(images) == 0: raise InputError("no training tiles; use a larger real fraction or more synthetic pairs")
     set_seed(seed)
     model = unet(images.shape[1], images.shape[-1], flood['filters'], flood['depth'])
-    model.compile(optimizer=keras.optimizers.Adam(flood['lr']), loss=flood_loss(flood['loss'], water_weight(masks)))
+    lr = keras.optimizers.schedules.CosineDecay(flood['lr'], max(steps, 1))   # ends at a settled point, not a noisy step
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=flood_loss(flood['loss'], water_weight(masks)))
     ds = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed).repeat()
           .batch(flood['batch_size'], drop_remainder=False).prefetch(2))
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -211,10 +213,33 @@ def flood_runs(real:tuple, # (images, masks) real training tiles
 # %% ../../nbs/16_sat_flood.ipynb #17a89d67
 def _ms(v): return dict(mean=float(np.mean(v)), std=float(np.std(v)))
 
+def paired_interval(base, # one value per seed without the change
+                    other, # one value per seed with it, same seed order
+                    level:float=0.95, # confidence level
+                   ):
+    "Mean of `other - base` over paired seeds, its std and Student-t confidence interval (None below two seeds)."
+    d = np.asarray(other, np.float64) - np.asarray(base, np.float64)
+    if d.ndim != 1 or len(d) == 0: raise InputError(f"paired values {np.shape(base)} and {np.shape(other)}: need one value per seed in each")
+    out = dict(mean=float(d.mean()), std=float(d.std(ddof=1)) if len(d) > 1 else None, seeds=len(d), level=level,
+               ci_low=None, ci_high=None, excludes_zero=None)
+    if len(d) > 1:
+        h = float(stats.t.ppf((1 + level) / 2, len(d) - 1) * out['std'] / math.sqrt(len(d)))
+        out.update(ci_low=out['mean'] - h, ci_high=out['mean'] + h, excludes_zero=bool(out['mean'] - h > 0 or out['mean'] + h < 0))
+    return out
+
+def _by_seed(rows, s, f, k):
+    return {r['seed']: r[k] for r in rows if r['set'] == s and r['real_fraction'] == f}
+
+def _paired(rows, a, fa, b, fb, k):
+    "Paired interval of set b at fraction fb over set a at fraction fa, on the seeds both ran."
+    x, y = _by_seed(rows, a, fa, k), _by_seed(rows, b, fb, k)
+    seeds = sorted(set(x) & set(y))
+    return paired_interval([x[s] for s in seeds], [y[s] for s in seeds]) if seeds else None
+
 def summarise(rows:list, # from `flood_runs`
               fd:dict, # the Frechet distances from `flood_runs`
              ):
-    "The `flood` results section: per training set mean and std over seeds, overall and per real fraction."
+    "The `flood` results section: per training set mean and std over seeds (overall and per real fraction), and paired gains with 95% intervals."
     out = {}
     for s in SETS:
         rs = [r for r in rows if r['set'] == s]
@@ -223,9 +248,12 @@ def summarise(rows:list, # from `flood_runs`
         top = [r for r in rs if r['real_fraction'] in (fr[-1] if fr else None,)]
         out[s] = {k: _ms([r[k] for r in top]) for k in METRIC_NAMES}
         if fr: out[s]['by_fraction'] = {f'{f:g}': {k: _ms([r[k] for r in rs if r['real_fraction'] == f]) for k in METRIC_NAMES} for f in fr}
-    base = out.get('real_only', {}).get('by_fraction', {})
-    aug = out.get('real_plus_synthetic', {}).get('by_fraction', {})
-    out['iou_gain_by_fraction'] = {f: aug[f]['iou']['mean'] - base[f]['iou']['mean'] for f in base if f in aug}
+    fr = sorted({r['real_fraction'] for r in rows if r['real_fraction'] is not None})
+    # what synthetic pairs add to the same real tiles, and what more real tiles add (the study's yardstick)
+    out['gain_by_fraction'] = {f'{f:g}': {k: _paired(rows, 'real_only', f, 'real_plus_synthetic', f, k) for k in METRIC_NAMES}
+                               for f in fr if _by_seed(rows, 'real_plus_synthetic', f, 'iou')}
+    out['real_gain_by_fraction'] = {f'{f:g}': {k: _paired(rows, 'real_only', f, 'real_only', fr[-1], k) for k in METRIC_NAMES}
+                                    for f in fr[:-1] if _by_seed(rows, 'real_only', f, 'iou')}
     return {**out, **(fd or {})}
 
 def table_rows(section:dict, # from `summarise`
@@ -238,6 +266,18 @@ def table_rows(section:dict, # from `summarise`
         for f, m in parts.items():
             out.append(dict(training_set=s, real_fraction=f, **{k: f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in METRIC_NAMES}))
     return out
+
+def gain_rows(section:dict, # from `summarise`
+              metrics:tuple=('iou', 'csi', 'f1'), # which metrics
+             ):
+    "Flat rows of the paired gains: real + synthetic over real only at each fraction, and all real tiles over each fraction."
+    def fmt(g): return '-' if g is None or g['ci_low'] is None else f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+    rows = []
+    for key, what in (('gain_by_fraction', 'real + synthetic minus real only'), ('real_gain_by_fraction', 'all real tiles minus this fraction (real only)')):
+        for f, g in section.get(key, {}).items():
+            seeds = next((v['seeds'] for v in g.values() if v), 0)
+            rows.append(dict(comparison=what, real_fraction=f, seeds=seeds, **{m: fmt(g[m]) for m in metrics}))
+    return rows
 
 # %% ../../nbs/16_sat_flood.ipynb #8ffac307
 def flood_validation(run:str, # a run folder with an exported GAN, or 'copy'

@@ -17,13 +17,14 @@ from ..core import InputError, atomic_path, write_json_atomic
 from .data import tile_scenes, read_metadata, sat_dataset, normalise, norm_spec
 
 # %% auto #0
-__all__ = ['GENERATOR_VERSION', 'LAND', 'SEA', 'LAKE', 'BM_SIZE', 'blue_marble_files', 'read_lsmask', 'blue_marble_geotiff',
-           'fractal_noise', 'meander', 'draw_lines', 'speckle', 'sar_scene', 'sar_grid', 'write_sar_scene',
-           'make_sar_scenes', 'embedded_dirs', 'embedded_sar', 'embedded_optical', 'embedded_data', 'plot_samples',
-           'plot_histograms', 'read_decimated', 'plot_overlay', 'measure_enl']
+__all__ = ['GENERATOR_VERSION', 'LAND', 'SEA', 'LAKE', 'BM_SIZE', 'PIXEL_M', 'NESZ_DB', 'EFFECTS', 'KINDS', 'blue_marble_files',
+           'read_lsmask', 'blue_marble_geotiff', 'fractal_noise', 'meander', 'draw_lines', 'speckle', 'illumination',
+           'wind_water_db', 'urban_blocks', 'sar_scene', 'sar_grid', 'write_sar_scene', 'make_sar_scenes',
+           'embedded_dirs', 'embedded_sar', 'embedded_optical', 'embedded_data', 'plot_samples', 'plot_histograms',
+           'read_decimated', 'plot_overlay', 'measure_enl']
 
 # %% ../../nbs/11_sat_scenes.ipynb #fea5286e
-GENERATOR_VERSION = 1  # bump when the procedural scenes change; data_manifests/procedural_sar.yaml pins it
+GENERATOR_VERSION = 2  # bump when the procedural scenes change; data_manifests/procedural_sar.yaml pins it
 
 # %% ../../nbs/11_sat_scenes.ipynb #87e65f9c
 def blue_marble_files():
@@ -116,7 +117,7 @@ def draw_lines(courses:list, # point arrays from `meander`
         out[rc[ok, 0], rc[ok, 1]] = True
     return out
 
-# %% ../../nbs/11_sat_scenes.ipynb #b2b813a6
+# %% ../../nbs/11_sat_scenes.ipynb #97550996
 def _voronoi_fields(size, n, rng):
     "Parcel index of every pixel: the nearest of `n` random seeds."
     seeds = rng.integers(0, size, (n, 2))
@@ -125,20 +126,78 @@ def _voronoi_fields(size, n, rng):
     return ids[ir, ic]
 
 def speckle(db, # backscatter in dB
-            looks:int, # equivalent number of looks L
+            looks:float, # equivalent number of looks L (Sentinel-1 IW GRDH: 4.4)
             rng:np.random.Generator, # random generator
            ):
     "Multiply the linear intensity by Gamma(L, 1/L) noise and return dB."
     lin = 10 ** (np.asarray(db, np.float64) / 10) * rng.gamma(looks, 1 / looks, np.shape(db))
     return (10 * np.log10(lin)).astype(np.float32)
 
-# %% ../../nbs/11_sat_scenes.ipynb #31666102
+# %% ../../nbs/11_sat_scenes.ipynb #089962d2
+PIXEL_M = 10.0     # ground pixel spacing of the scenes (Sentinel-1 GRDH), metres
+NESZ_DB = -24.0    # noise-equivalent sigma0 of Sentinel-1 IW (specified below -22 dB): what a shadow returns
+
+def illumination(height, # terrain height (rows, cols), metres
+                 incidence:float, # incidence angle on flat ground, degrees; the sensor looks from the left (low columns)
+                 pixel_m:float=PIXEL_M, # pixel spacing, metres
+                ):
+    "Cosine of the local incidence angle, and the radar shadow (pixels the beam cannot reach)."
+    th = np.deg2rad(incidence)
+    gy, gx = np.gradient(np.asarray(height, np.float64), pixel_m)
+    cos_loc = (np.cos(th) + np.sin(th) * gx) / np.sqrt(1 + gx ** 2 + gy ** 2)
+    u = height + np.arange(height.shape[1])[None] * pixel_m / np.tan(th)   # height of the beam's line through each pixel, shifted
+    hidden = np.maximum.accumulate(u, axis=1) > u + 1e-6                   # terrain nearer the sensor rises above that line
+    return cos_loc, hidden | (cos_loc <= 0)
+
+# %% ../../nbs/11_sat_scenes.ipynb #a536e874
+def wind_water_db(wind, # wind speed over the water, m/s (any shape)
+                  calm_db, # backscatter of the calm surface, dB
+                  onset:float=3.0, # wind speed at which Bragg waves appear, m/s
+                  per_decade:float=20.0, # dB gained per tenfold wind speed above `onset`
+                 ):
+    "VV backscatter of open water roughened by the wind: calm below `onset`, then rising as a power law of the speed."
+    w = np.asarray(wind, np.float64)
+    return np.where(w > onset, calm_db + per_decade * np.log10(np.maximum(w, onset) / onset), calm_db)
+
+# %% ../../nbs/11_sat_scenes.ipynb #1b23b1b5
+def urban_blocks(shape:tuple, # (rows, cols) of the scene
+                 rng:np.random.Generator, # random generator
+                 incidence:float=38.0, # incidence angle, degrees
+                 pixel_m:float=PIXEL_M, # pixel spacing, metres
+                ):
+    "A town's VV backscatter (dB) on a grid of blocks: bright walls facing the sensor, roofs, streets and building shadows."
+    rows, cols = shape
+    cell = int(rng.integers(4, 7))                                  # block pitch, pixels
+    nr, nc = -(-rows // cell), -(-cols // cell)
+    built = rng.random((nr, nc)) < 0.75
+    bh, bw = rng.integers(2, cell, (nr, nc)), rng.integers(2, cell, (nr, nc))        # footprint, pixels
+    sh = np.ceil(rng.uniform(6, 25, (nr, nc)) * np.tan(np.deg2rad(incidence)) / pixel_m).astype(int)   # shadow of a 6-25 m building
+    r, c = np.arange(rows)[:, None], np.arange(cols)[None]
+    R, C, ro, co = r // cell, c // cell, r % cell, c % cell
+    b, h, w, s = built[R, C], bh[R, C], bw[R, C], sh[R, C]
+    inside = b & (ro < h) & (co < w)
+    out = np.full(shape, rng.uniform(-16, -12))                     # streets and open ground: smooth, dim
+    out[inside] = rng.uniform(-9, -5)                               # roofs
+    out[inside & (co == 0)] = rng.uniform(3, 12, (inside & (co == 0)).sum())   # wall-ground dihedrals facing the sensor
+    out[b & (ro < h) & (co >= w) & (co < w + s)] = NESZ_DB - 10     # behind the building: shadow
+    return out
+
+# %% ../../nbs/11_sat_scenes.ipynb #ad45fd40
+EFFECTS = ('wind', 'shadow', 'flooded_vegetation', 'urban')
+KINDS = dict(land=0, water=1, wind_water=2, flooded_vegetation=3, shadow=4, urban=5)   # values of a scene's `kind` map
+
+def _db(x): return 10 * np.log10(x)
+def _lin(x): return 10 ** (np.asarray(x, np.float64) / 10)
+
 def sar_scene(size:int, # edge in pixels
-              looks:int, # equivalent number of looks of the speckle
+              looks:float, # equivalent number of looks of the speckle
               seed:int, # the scene is a function of this seed
+              effects:tuple=EFFECTS, # the effects that mislead flood mappers to include (any of `EFFECTS`)
              ):
-    "A procedural flood scene: dict of `vv`, `vh` (dB, float32), `water` and `valid` (bool), `size x size`."
+    "A procedural flood scene: dict of `vv`, `vh` (dB, float32), `water`, `valid` (bool) and `kind` (uint8, `KINDS`), `size x size`."
+    if set(effects) - set(EFFECTS): raise InputError(f"effects {sorted(set(effects) - set(EFFECTS))}: use any of {list(EFFECTS)}")
     rng = np.random.default_rng(seed)
+    # terrain, rivers and the flood
     terrain = fractal_noise(size, 3.2, rng)
     y0, y1 = rng.uniform(0.3, 0.7, 2) * size
     main = meander((y0, -1), (y1, size), size * rng.uniform(0.05, 0.12), rng)
@@ -156,17 +215,58 @@ def sar_scene(size:int, # edge in pixels
     level = np.quantile(elev[d_main < size / 5], rng.uniform(0.15, 0.45))
     lab, _ = ndimage.label((elev < level) | river)
     water = np.isin(lab, np.unique(lab[river])) & (lab > 0)
-    fields = rng.uniform(-13, -6, 64 + (size // 24) ** 2)[_voronoi_fields(size, 64 + (size // 24) ** 2, rng)]
-    slope = np.gradient(ndimage.gaussian_filter(elev, 2), axis=1) * size   # towards the sensor (left) is brighter
-    land = fields + 2.0 * (fractal_noise(size, 2.0, rng) - 0.5) - 3.0 * np.clip(slope, -1, 1)
-    wet = rng.uniform(-23, -19) + 1.5 * (fractal_noise(size, 3.0, rng) - 0.5)
-    vv = np.where(water, wet, land)
-    vh = vv - np.where(water, 6.0, 7.0) + rng.normal(0, 0.5, vv.shape)
+    # geometry: hills above the flood level, seen from the left at the scene's incidence angle
+    above = np.maximum(elev - level, 0)
+    height = ndimage.gaussian_filter(rng.uniform(200, 1400) * above, 3)   # metres; smooth at the 10 m pixel scale
+    incidence = rng.uniform(30, 46)
+    cos_loc, shadow = illumination(height, incidence)
+    shadow &= ~water
+    # land: fields and forest parcels, brighter on slopes facing the sensor
+    n = 64 + (size // 24) ** 2
+    parcel = _voronoi_fields(size, n, rng)
+    forest = rng.random(n) < rng.uniform(0.05, 0.3)
+    g0 = np.where(forest, rng.uniform(-8.5, -6, n), rng.uniform(-13, -6, n))
+    terrain_db = _db(np.clip(cos_loc, 1e-3, None) / np.cos(np.deg2rad(incidence)))
+    vv = g0[parcel] + 2.0 * (fractal_noise(size, 2.0, rng) - 0.5)
+    vh = vv - np.where(forest[parcel], 5.0, 7.0)                    # forest canopies depolarise more (volume scattering)
+    vv, vh = vv + terrain_db, vh + terrain_db
+    kind = np.where(water, KINDS['water'], KINDS['land']).astype(np.uint8)
+    # open water: calm and dark, or roughened by the wind where the fetch is long enough
+    calm = rng.uniform(-23, -19) + 1.5 * (fractal_noise(size, 3.0, rng) - 0.5)
+    wind = rng.uniform(0, 8) * (0.5 + fractal_noise(size, 3.0, rng))
+    fetch = np.clip(ndimage.distance_transform_edt(water) / 20, 0, 1)   # waves need open water: 200 m to develop fully
+    wet = wind_water_db(wind * fetch, calm) if 'wind' in effects else calm
+    if 'wind' in effects: kind[water & (wet > calm + 3)] = KINDS['wind_water']
+    vv, vh = np.where(water, wet, vv), np.where(water, wet - 8, vh)
+    # flooded forest: trunks over the water surface form a dihedral (double bounce)
+    fv = water & forest[parcel] & ~river
+    boost = rng.uniform(2, 6)
+    if 'flooded_vegetation' in effects:
+        vv[fv], vh[fv] = g0[parcel][fv] + boost, g0[parcel][fv] - 5 + boost / 3
+        kind[fv] = KINDS['flooded_vegetation']
+    # towns on dry ground near the river
+    town = np.zeros((size, size), bool)
+    for _ in range(rng.integers(0, 3)):
+        cand = np.argwhere(~water & (d_main > 2 * w_main) & (d_main < size / 6))
+        if not len(cand): break
+        cy, cx = cand[rng.integers(len(cand))]
+        rr = np.hypot(*np.ogrid[-cy:size - cy, -cx:size - cx])
+        town |= rr < size * rng.uniform(0.03, 0.08) * (0.8 + 0.4 * fractal_noise(size, 3.0, rng))
+    town &= ~water
+    blocks = urban_blocks((size, size), rng, incidence)
+    if 'urban' in effects:
+        vv[town], vh[town] = blocks[town], blocks[town] - 6
+        kind[town] = KINDS['urban']
+    if 'shadow' in effects:
+        vv[shadow], vh[shadow] = -np.inf, -np.inf
+        kind[shadow] = KINDS['shadow']
+    # thermal noise adds to every pixel: shadows sit at the noise floor
+    vv, vh = _db(_lin(vv) + _lin(NESZ_DB)), _db(_lin(vh) + _lin(NESZ_DB - 2))
     valid = np.ones((size, size), bool)
     if rng.random() < 0.5:   # a swath edge across one corner
         a, b = rng.uniform(0, 0.25, 2) * size
         valid = np.arange(size)[None] >= a + (b - a) * np.arange(size)[:, None] / size
-    return dict(vv=speckle(vv, looks, rng), vh=speckle(vh, looks, rng), water=water, valid=valid)
+    return dict(vv=speckle(vv, looks, rng), vh=speckle(vh, looks, rng), water=water, valid=valid, kind=kind)
 
 # %% ../../nbs/11_sat_scenes.ipynb #d2a89592
 def sar_grid(style:str, # 'unosat' or 'sen1floods11'
@@ -218,15 +318,16 @@ def write_sar_scene(scene:dict, # from `sar_scene`
 def make_sar_scenes(out_dir:str|Path, # folder for the scenes and masks
                     n:int, # number of scenes
                     size:int, # scene edge in pixels
-                    looks:int, # equivalent number of looks
+                    looks:float, # equivalent number of looks
                     db_range:tuple=(-25.0, 5.0), # dB range of the UNOSAT 8-bit stretch
                     seed:int=0, # scene i uses seed (seed, i)
                     style:str='unosat', # 'unosat' or 'sen1floods11'
                     mask_ext:str='.tif', # '.tif' or '.geojson'
+                    effects:tuple=EFFECTS, # misleading effects to include (see `sar_scene`)
                    ):
     "Write `n` procedural scenes with masks; return the list of (image, mask) paths."
     out = Path(out_dir)
-    return [write_sar_scene(sar_scene(size, looks, int(np.random.SeedSequence([seed, i]).generate_state(1)[0])),
+    return [write_sar_scene(sar_scene(size, looks, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), effects),
                             out/f'scene_{i:03d}.tif', out/f'scene_{i:03d}_water{mask_ext}', style, i, db_range)
             for i in range(n)]
 
@@ -356,7 +457,7 @@ def plot_overlay(image:str|Path, # a GeoTIFF scene
     return fig
 
 # %% ../../nbs/11_sat_scenes.ipynb #5a3c2e02
-def measure_enl(looks:int, # equivalent number of looks put in
+def measure_enl(looks:float, # equivalent number of looks put in
                 n:int=100_000, # pixels of the flat target
                 seed:int=0, # random seed
                ):
