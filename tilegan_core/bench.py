@@ -373,7 +373,9 @@ def reference_comparison(cfg, # the loaded profile
                          work:str|Path|None=None, # scratch folder
                         ):
     "3DGAN seconds per step: the engine's custom step vs the reference loop with the reference's layers and with the fused layer."
+    import copy
     from tilegan_core.calo.gan3d import build_generator
+    cfg = copy.deepcopy(cfg); cfg.gan3d.prior = 'none'  # the published model, as the reference has it
     set_seed(cfg.seed)
     task = builder('calo')(cfg, data, _make_strategy(1, False))
     ours = time_task(task, 'custom', steps, warmup, False, work)
