@@ -14,7 +14,8 @@ from .config import load_profile
 __all__ = ['BUILDERS', 'SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'best_time', 'peak_matmul', 'conv3d_flops', 'peak_conv3d',
            'machine_report', 'machine_cli', 'builder', 'task_flops', 'step_times', 'time_task', 'input_throughput',
            'tf_nest_first', 'ok_runs', 'throughput', 'builtin_over_custom', 'input_margin', 'bench_data',
-           'worker_throughput', 'bench_cli', 'reference_loop_time', 'reference_comparison']
+           'worker_throughput', 'bench_cli', 'reference_loop_time', 'reference_comparison', 'layer_times',
+           'time_by_layer_class']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -388,3 +389,49 @@ def reference_comparison(cfg, # the loaded profile
                 reference_fused_layer_step_s=ref_fused['step_s'],
                 reference_over_engine=round(ref['step_s'] / ours['step_s'], 3),
                 loop_structure_gain=round(ref_fused['step_s'] / ours['step_s'], 3))
+
+# %% ../nbs/06_bench.ipynb #09226fed
+def layer_times(model, # a functional Keras model
+                batch:int, # examples per call
+                repeats:int=5, # timed calls per layer; the fastest counts
+                seed:int=0, # of the random inputs
+               ):
+    "Milliseconds of every layer call of `model` at `batch`, run alone: forward (training mode) and forward + backward, with share and GFLOP/s."
+    import tensorflow as tf, keras
+    from tilegan_core.flops import flops_table, layer_calls
+    flops = {r['name']: r['flops'] for r in flops_table(model)}
+    rng = np.random.default_rng(seed)
+    def concrete(t):
+        if not isinstance(t, keras.KerasTensor): return t
+        shape = (batch, *t.shape[1:])
+        return tf.constant(rng.random(shape, dtype=np.float32) if 'float' in str(t.dtype) else np.zeros(shape, str(t.dtype)))
+    def total(y): return tf.add_n([tf.reduce_sum(tf.cast(t, tf.float32)) for t in keras.tree.flatten(y)])
+    rows = []
+    for name, node in layer_calls(model):
+        op = node.operation
+        args, kwargs = keras.tree.map_structure(concrete, (node.arguments.args, dict(node.arguments.kwargs)))
+        if getattr(op, '_call_has_training_arg', False): kwargs['training'] = True
+        xs = [a for a in keras.tree.flatten((args, kwargs)) if tf.is_tensor(a) and a.dtype.is_floating]
+        def train(op=op, args=args, kwargs=kwargs, xs=xs):
+            with tf.GradientTape() as tape:
+                tape.watch(xs); s = total(op(*args, **kwargs))
+            grads = tape.gradient(s, xs + list(op.trainable_variables))
+            return tf.add_n([s] + [tf.reduce_sum(g) for g in grads if g is not None])
+        fwd_s = best_time(tf.function(lambda op=op, args=args, kwargs=kwargs: total(op(*args, **kwargs))), repeats)
+        train_s = best_time(tf.function(train), repeats)
+        f = flops.get(name, 0) * batch
+        rows.append(dict(name=name, layer=type(op).__name__, forward_ms=round(fwd_s * 1e3, 3), train_ms=round(train_s * 1e3, 3),
+                         gflops_per_s=round(3 * f / train_s / 1e9, 2) if f else None))
+    whole = sum(r['train_ms'] for r in rows) or 1.0
+    for r in rows: r['share'] = round(r['train_ms'] / whole, 4)
+    return rows
+
+def time_by_layer_class(rows:list, # from `layer_times` (of one model or several)
+                       ):
+    "Forward-plus-backward milliseconds and share of the rows' total per layer class, largest first."
+    out, whole = {}, sum(r['train_ms'] for r in rows) or 1.0
+    for r in rows:
+        o = out.setdefault(r['layer'], dict(layer=r['layer'], calls=0, train_ms=0.0))
+        o['calls'] += 1; o['train_ms'] += r['train_ms']
+    return [dict(o, train_ms=round(o['train_ms'], 3), share=round(o['train_ms'] / whole, 4)) for o in sorted(out.values(), key=lambda o: -o['train_ms'])]
+

@@ -10,7 +10,7 @@ from .core import InputError
 
 # %% auto #0
 __all__ = ['FREE', 'ACTIVATIONS', 'MERGES', 'per_sample', 'activation_flops', 'layer_flops', 'flops_table', 'model_flops',
-           'train_flops', 'gan_step_flops', 'profiler_flops', 'check_flops']
+           'train_flops', 'layer_calls', 'gan_step_flops', 'profiler_flops', 'check_flops']
 
 # %% ../nbs/08_flops.ipynb #ff9726e4
 def per_sample(shape, # a shape whose first axis is the batch
@@ -105,6 +105,19 @@ def train_flops(forward:int, # forward FLOPs per sample
                ):
     "FLOPs per sample of one training step (forward + backward) under the 3x convention."
     return 3 * int(forward)
+
+# %% ../nbs/08_flops.ipynb #5a975284
+def layer_calls(model, # a functional or built Sequential Keras model
+                prefix:str='', # name prefix for nested models
+               ):
+    "(name, node) of every layer call of `model` that takes inputs, nested models expanded, in execution order."
+    g, out = _graph(model), []
+    for depth in sorted(g._nodes_by_depth, reverse=True):
+        for node in g._nodes_by_depth[depth]:
+            op = node.operation
+            if isinstance(op, keras.Model): out += layer_calls(op, f'{prefix}{op.name}.'); continue
+            if node.input_tensors: out.append((prefix + op.name, node))
+    return out
 
 # %% ../nbs/08_flops.ipynb #8b32e7f5
 def gan_step_flops(g_forward:int, # generator forward FLOPs per sample

@@ -346,14 +346,26 @@ def task_schedule(task:CProGanTask, # the task
     al = ops.where(in_wae, alpha_at(kw, n, w.kimg / 2, w.kimg / 2), alpha_at(kg, n, g.kimg_stable, g.kimg_fade))
     return ops.cast(ops.logical_not(in_wae), 'int32'), st, al
 
+def _phase_stage(task, step): return tuple(int(v) for v in task_schedule(task, step)[:2])
+
 def stage_starts(task:CProGanTask, # the task
                 ):
     "The first step of every (phase, stage): a list of dicts with phase, stage, resolution and step."
-    out, prev = [], None
-    for s in range(task.total_steps + 1):
-        p, st, _ = (int(v) for v in task_schedule(task, s))
-        if (p, st) != prev: out.append(dict(phase='wae' if p == 0 else 'gan', stage=st, res=task.ress[st], step=s)); prev = (p, st)
+    w, g = task.cfg.wae, task.cfg.cprogan
+    phases = [(0, 0, task.wae_steps, task.wae_bs * task.strategy.num_replicas_in_sync, w.kimg / 2, w.kimg / 2),
+              (1, task.wae_steps, task.total_steps + 1, task.global_batch, g.kimg_stable, g.kimg_fade)]
+    out = []
+    for phase, first, end, batch, stable, fade in phases:
+        for stage in range(len(task.ress)):
+            kimg = 0 if stage == 0 else stable + (stage - 1) * (stable + fade)   # where `stage_at` turns to `stage`
+            step = first + math.ceil(kimg * 1000 / batch - 1e-9)
+            # the schedule computes in float32: settle a boundary that round-off moved by one step on the schedule itself
+            if step > first and _phase_stage(task, step - 1) == (phase, stage): step -= 1
+            elif step < end and _phase_stage(task, step) != (phase, stage): step += 1
+            if step < end and _phase_stage(task, step) == (phase, stage):
+                out.append(dict(phase='wae' if phase == 0 else 'gan', stage=stage, res=task.ress[stage], step=step))
     return out
+
 
 # %% ../../nbs/14_sat_cprogan.ipynb #0a5c51a1
 def _stage_grads(index, # int32 scalar: the stage to run, or n for "not this phase"
