@@ -9,8 +9,8 @@ import keras
 from .core import InputError
 
 # %% auto #0
-__all__ = ['FREE', 'ACTIVATIONS', 'MERGES', 'per_sample', 'activation_flops', 'layer_flops', 'flops_table', 'model_flops',
-           'train_flops', 'layer_calls', 'gan_step_flops', 'profiler_flops', 'check_flops']
+__all__ = ['FREE', 'ACTIVATIONS', 'MERGES', 'per_sample', 'activation_flops', 'layer_flops', 'layer_calls', 'flops_table',
+           'model_flops', 'train_flops', 'gan_step_flops', 'profiler_flops', 'check_flops']
 
 # %% ../nbs/08_flops.ipynb #ff9726e4
 def per_sample(shape, # a shape whose first axis is the batch
@@ -73,20 +73,30 @@ def _graph(model):
                          "build it with keras.Input (subclassed models have no layer graph)")
     return model
 
-def flops_table(model, # a functional or built Sequential Keras model
+def layer_calls(model, # a functional or built Sequential Keras model
                 prefix:str='', # name prefix for nested models
+                inputs:bool=False, # also the input layers' nodes (they take no inputs)
                ):
-    "One row per layer call: name, layer class, kind, output shape, parameters, forward FLOPs per sample."
-    g, rows = _graph(model), []
+    "(name, node) of every layer call of `model`, nested models expanded, in execution order."
+    g, out = _graph(model), []
     for depth in sorted(g._nodes_by_depth, reverse=True):
         for node in g._nodes_by_depth[depth]:
             op = node.operation
-            ins, outs = [tuple(t.shape) for t in node.input_tensors], [tuple(t.shape) for t in node.outputs]
-            if isinstance(op, keras.Model): rows += flops_table(op, f'{prefix}{op.name}.'); continue
-            parts = layer_flops(op, ins, outs[0]) if outs else {'free': 0}
-            params = int(sum(np.prod(w.shape) for w in getattr(op, 'weights', [])))
-            rows.append(dict(name=prefix + op.name, layer=type(op).__name__, kind=next(iter(parts)), output=outs[0][1:] if outs else (),
-                             params=params, flops=int(sum(parts.values())), parts=parts))
+            if isinstance(op, keras.Model): out += layer_calls(op, f'{prefix}{op.name}.', inputs); continue
+            if inputs or node.input_tensors: out.append((prefix + op.name, node))
+    return out
+
+def flops_table(model, # a functional or built Sequential Keras model
+               ):
+    "One row per layer call: name, layer class, kind, output shape, parameters, forward FLOPs per sample."
+    rows = []
+    for name, node in layer_calls(model, inputs=True):
+        op = node.operation
+        ins, outs = [tuple(t.shape) for t in node.input_tensors], [tuple(t.shape) for t in node.outputs]
+        parts = layer_flops(op, ins, outs[0]) if outs else {'free': 0}
+        params = int(sum(np.prod(w.shape) for w in getattr(op, 'weights', [])))
+        rows.append(dict(name=name, layer=type(op).__name__, kind=next(iter(parts)), output=outs[0][1:] if outs else (),
+                         params=params, flops=int(sum(parts.values())), parts=parts))
     return rows
 
 # %% ../nbs/08_flops.ipynb #e3184843
@@ -105,19 +115,6 @@ def train_flops(forward:int, # forward FLOPs per sample
                ):
     "FLOPs per sample of one training step (forward + backward) under the 3x convention."
     return 3 * int(forward)
-
-# %% ../nbs/08_flops.ipynb #5a975284
-def layer_calls(model, # a functional or built Sequential Keras model
-                prefix:str='', # name prefix for nested models
-               ):
-    "(name, node) of every layer call of `model` that takes inputs, nested models expanded, in execution order."
-    g, out = _graph(model), []
-    for depth in sorted(g._nodes_by_depth, reverse=True):
-        for node in g._nodes_by_depth[depth]:
-            op = node.operation
-            if isinstance(op, keras.Model): out += layer_calls(op, f'{prefix}{op.name}.'); continue
-            if node.input_tensors: out.append((prefix + op.name, node))
-    return out
 
 # %% ../nbs/08_flops.ipynb #8b32e7f5
 def gan_step_flops(g_forward:int, # generator forward FLOPs per sample
