@@ -94,13 +94,15 @@ def repo_root(start:str|Path|None=None, # where to start looking (default: the w
     return None
 
 def git_commit(root:str|Path|None=None, # a folder inside the repository
+               outputs:list=(), # folders the caller writes its results into: their changes do not make the code dirty
               ):
-    "The short commit hash of `root` (with `+dirty` when the tree has changes), or 'unknown'."
-    root = root or repo_root() or Path.cwd()
+    "The short commit hash of `root` (with `+dirty` when the code has changes), or 'unknown'."
+    root = Path(root or repo_root() or Path.cwd()).resolve()
+    skip = [f':(exclude){Path(o).resolve().relative_to(root)}' for o in outputs if Path(o).resolve().is_relative_to(root)]
     try:
         h = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
         if h.returncode: return 'unknown'
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', *skip], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return h.stdout.strip() + ('+dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'

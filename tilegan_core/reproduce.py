@@ -170,7 +170,7 @@ class ClaimsFailed(InputError):
 
 def _write_summary(out, names, profile, cmd, wall, status, budget):
     "Merge the sections present in `out` into results.json and REPORT.md, with the claims checked."
-    meta = dict(profile=profile, commit=git_commit(), date=now_iso(), command=cmd, wall_seconds=wall, status=status, budget=budget)
+    meta = dict(profile=profile, commit=git_commit(outputs=[out]), date=now_iso(), command=cmd, wall_seconds=wall, status=status, budget=budget)
     res = collect(out, names, meta)
     res['claims'] = check_claims(res)
     write_json_atomic(res, out/'results.json')

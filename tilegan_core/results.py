@@ -55,7 +55,7 @@ class Experiment:
         self.results, self.figures, self.tables = {}, [], []
         self.command = os.environ.get('TILEGAN_COMMAND', ' '.join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)))
 
-    def _prov(self): return dict(profile=self.profile, command=self.command, commit=git_commit(), date=now_iso(),
+    def _prov(self): return dict(profile=self.profile, command=self.command, commit=git_commit(outputs=[self.out]), date=now_iso(),
                                  wall_seconds=round(time.time() - self.t0, 1))
 
 # %% ../nbs/05_results.ipynb #566d724c
