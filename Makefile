@@ -6,6 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(notdir $(PYTHON))
 PYTEST_ARGS ?=
+JOBS   ?= 2
 
 .PHONY: setup reproduce test test-fast check export notebooks pytest clean
 
@@ -23,23 +24,24 @@ $(STAMP): pyproject.toml
 reproduce: setup
 	$(BIN)/tilegan-reproduce --profile quick
 
-## README command 2: every test (what CI runs), slow notebook cells and slow pytest tests included
-test: setup check notebooks pytest
+## README command 2: every test (what CI runs): the library notebooks (tests/test_notebooks.py) and tests/,
+## slow notebook cells and slow tests included, on JOBS processes
+test: setup check pytest
 
 ## The inner loop: no training, multi-process or benchmark tests (notebook cells `#| slow`, pytest `-m slow`)
 test-fast: setup check
-	VENV=$(VENV) scripts/test_notebooks.sh
 	$(MAKE) --no-print-directory pytest PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
 
 check: setup
 	VENV=$(VENV) scripts/check_sync.sh
 
 notebooks: setup
-	VENV=$(VENV) NBFLAGS=slow scripts/test_notebooks.sh
+	$(MAKE) --no-print-directory pytest PYTEST_ARGS='tests/test_notebooks.py $(PYTEST_ARGS)'
 
-# pytest exits 5 when it collects no test: that is not a failure of the suite
+# pytest exits 5 when it collects no test: that is not a failure of the suite.
+# Tests sharing an expensive module fixture carry one `xdist_group`, so it is built once.
 pytest: setup
-	$(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 export: setup
 	$(BIN)/nbdev-export

@@ -14,6 +14,7 @@ def _scripts():
 def test_every_command_has_help(script):
     r = run(script, '--help')
     assert r.returncode == 0 and 'usage:' in r.stdout, r.stderr
+    assert r.stderr == '', r.stderr  # nothing loads TensorFlow on import, so none of its start-up lines get through
 
 
 def test_commands_print_no_tensorflow_startup_lines(tmp_path):

@@ -24,6 +24,7 @@ def bench(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('bench')
 def test_bench_json_structure(bench):
     res, out = bench
     assert json.loads(out.read_text()) == res  # --out writes the same summary
@@ -38,6 +39,7 @@ def test_bench_json_structure(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('bench')
 def test_bench_flops_match_hand_count(bench):
     g, d, train = _toy_flops()
     f = bench[0]['flops']

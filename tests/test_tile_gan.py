@@ -36,6 +36,7 @@ def custom_run(tiles, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('tile_gan_run')
 def test_custom_loop_and_resume_mid_stage(custom_run):
     out, a, b = custom_run
     assert (a['status'], a['final_step'], a['checkpoint_step']) == ('done', 9, 9)
@@ -60,6 +61,7 @@ def test_builtin_loop(tiles, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('tile_gan_run')
 def test_completions_and_metrics_on_real_samples(custom_run, tiles):
     from tilegan_core.sat.cprogan import load_model, heldout_samples, evaluate_completions, complete
     from tilegan_core.sat.wae import quadrants

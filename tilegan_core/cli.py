@@ -4,13 +4,14 @@
 
 # %% ../nbs/02_cli.ipynb #3b57258d
 from __future__ import annotations
-import sys, json, functools, os, re, tempfile
+import sys, json, functools, os, re, tempfile, contextlib, importlib.abc, importlib.util
 from pathlib import Path
 from fastcore.script import call_parse
 from .core import InputError, _json_default
 
 # %% auto #0
-__all__ = ['STARTUP_NOISE', 'summary_lines', 'print_summary', 'quiet_tensorflow', 'fail', 'command']
+__all__ = ['STARTUP_NOISE', 'summary_lines', 'print_summary', 'filtered_stderr', 'QuietLoader', 'QuietFinder', 'quiet_tensorflow',
+           'fail', 'command']
 
 # %% ../nbs/02_cli.ipynb #2be340ea
 def summary_lines(res:dict, # a command's summary
@@ -29,23 +30,47 @@ def print_summary(res:dict, # a command's summary
 STARTUP_NOISE = re.compile(r'All log messages before absl::InitializeLog|To enable the following instructions'
                            r'|^[IWE]\d{4} [\d:.]+ +\d+ (port|cudart_stub|cuda_platform|cpu_feature_guard|cuda_executor)\.cc:\d+\]')
 
-def quiet_tensorflow():
-    "Import TensorFlow without its C++ start-up lines, unless the user set `TF_CPP_MIN_LOG_LEVEL`; True if it silenced them."
-    if 'tensorflow' in sys.modules: return False
-    if os.environ.get('TILEGAN_TF_LOG') != 'quiet':
-        if 'TF_CPP_MIN_LOG_LEVEL' in os.environ: return False  # the user's setting wins
-        os.environ.update(TF_CPP_MIN_LOG_LEVEL='2', TILEGAN_TF_LOG='quiet')  # inherited by child processes
+@contextlib.contextmanager
+def filtered_stderr(noise:re.Pattern=STARTUP_NOISE, # lines to drop
+                   ):
+    "Capture the process's stderr (file descriptor 2, so C++ output too); on exit, pass on the lines `noise` does not match."
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as cap:
         os.dup2(cap.fileno(), 2)
-        try:
-            import tensorflow as tf
-            tf.config.list_physical_devices('GPU')  # the CUDA probe prints here
-        finally: os.dup2(saved, 2); os.close(saved)
-        cap.seek(0)
-        kept = [l for l in cap.read().decode(errors='replace').splitlines() if l.strip() and not STARTUP_NOISE.search(l)]
-    if kept: print('\n'.join(kept), file=sys.stderr, flush=True)
+        try: yield
+        finally:
+            sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
+            cap.seek(0)
+            kept = [l for l in cap.read().decode(errors='replace').splitlines() if l.strip() and not noise.search(l)]
+            if kept: print('\n'.join(kept), file=sys.stderr, flush=True)
+
+class QuietLoader(importlib.abc.Loader):
+    "TensorFlow's own loader, run inside `filtered_stderr`; everything else is the wrapped loader's."
+    def __init__(self, loader): self.loader = loader
+    def create_module(self, spec): return self.loader.create_module(spec)
+    def exec_module(self, module):
+        with filtered_stderr():
+            self.loader.exec_module(module)
+            module.config.list_physical_devices('GPU')  # the CUDA probe prints here
+    def __getattr__(self, name): return getattr(self.loader, name)
+
+class QuietFinder(importlib.abc.MetaPathFinder):
+    "Finds `tensorflow` once, the usual way, and hands it to `QuietLoader`."
+    def find_spec(self, name, path=None, target=None):
+        if name != 'tensorflow': return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None: spec.loader = QuietLoader(spec.loader)
+        return spec
+
+def quiet_tensorflow():
+    "Make TensorFlow load without its C++ start-up lines when first imported, unless the user set `TF_CPP_MIN_LOG_LEVEL`; True if it will."
+    if 'tensorflow' in sys.modules or any(isinstance(f, QuietFinder) for f in sys.meta_path): return False
+    if os.environ.get('TILEGAN_TF_LOG') != 'quiet':
+        if 'TF_CPP_MIN_LOG_LEVEL' in os.environ: return False  # the user's setting wins
+        os.environ.update(TF_CPP_MIN_LOG_LEVEL='2', TILEGAN_TF_LOG='quiet')  # inherited by child processes
+    sys.meta_path.insert(0, QuietFinder())
     return True
 
 # %% ../nbs/02_cli.ipynb #e8f9c1d8

@@ -11,7 +11,6 @@ import numpy as np
 from ..core import InputError
 from ..cli import command
 from .data import write_calo_h5_stream
-from .gan3d import generate, load_generator, run_generator
 
 # %% auto #0
 __all__ = ['generate_showers', 'generate_cli']
@@ -45,6 +44,7 @@ def generate_showers(run:str|Path, # a `tilegan-train calo` run folder
     er = _range(energy_range, cfg['calo']['energy_range'], 'energy', 0, math.inf)
     ar = _range(angle_range, cfg['calo']['angle_range'], 'angle', 0, 180)
     key, power = cfg['calo'].get('angle', 'theta'), cfg['calo']['power']
+    from tilegan_core.calo.gan3d import generate, load_generator, run_generator  # TensorFlow loads here, once the arguments are checked
     path = run_generator(run, checkpoint)
     gen, rng = load_generator(path), np.random.default_rng(seed)
     t0, gen_s = time.perf_counter(), [0.0]
