@@ -41,7 +41,7 @@ notebooks: setup
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 # Tests sharing an expensive module fixture carry one `xdist_group`, so it is built once.
 pytest: setup
-	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup --durations=15 $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 export: setup
 	$(BIN)/nbdev-export

@@ -120,7 +120,7 @@ def test_validate_flood_on_real_tiles(tmp_path):
     g = res['gain_by_fraction']['1']['iou']                       # paired over the two seeds, with a t-interval
     assert g['seeds'] == 2 and g['ci_low'] <= g['mean'] <= g['ci_high']
     assert abs(g['mean'] - (res['real_plus_synthetic']['iou']['mean'] - res['real_only']['iou']['mean'])) < 1e-9
-    assert res['frechet_distance'] >= 0 and res['test_tiles'] > 0
+    assert res['frechet_distance'] >= 0 and res['test_tiles'] > 0 and res['synthetic_tiles'] == res['train_tiles'] > 0
     assert json.loads((tmp_path/'v.json').read_text())['frechet_distance'] == res['frechet_distance']
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys, json, functools, os, re, tempfile, contextlib, importlib.abc, importlib.util
 from pathlib import Path
 from fastcore.script import call_parse
-from .core import InputError, _json_default
+from .core import InputError, json_default
 
 # %% auto #0
 __all__ = ['STARTUP_NOISE', 'summary_lines', 'print_summary', 'filtered_stderr', 'QuietLoader', 'QuietFinder', 'quiet_tensorflow',
@@ -17,14 +17,14 @@ __all__ = ['STARTUP_NOISE', 'summary_lines', 'print_summary', 'filtered_stderr',
 def summary_lines(res:dict, # a command's summary
                  ):
     "Human-readable `key: value` lines for a summary dictionary."
-    return '\n'.join(f'{k}: {json.dumps(v, default=_json_default) if isinstance(v, (dict, list)) else v}'
+    return '\n'.join(f'{k}: {json.dumps(v, default=json_default) if isinstance(v, (dict, list)) else v}'
                      for k, v in res.items())
 
 def print_summary(res:dict, # a command's summary
                   as_json:bool=False, # one JSON object instead of lines
                  ):
     "Print `res` for a person, or as a single JSON line for a program."
-    print(json.dumps(res, default=_json_default) if as_json else summary_lines(res), flush=True)
+    print(json.dumps(res, default=json_default) if as_json else summary_lines(res), flush=True)
 
 # %% ../nbs/02_cli.ipynb #1f5fcc90
 STARTUP_NOISE = re.compile(r'All log messages before absl::InitializeLog|To enable the following instructions'

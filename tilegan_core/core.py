@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['InputError', 'is_url', 'atomic_path', 'write_json_atomic', 'set_seed', 'repo_root', 'git_commit', 'now_iso']
+__all__ = ['InputError', 'is_url', 'atomic_path', 'write_json_atomic', 'json_default', 'set_seed', 'repo_root', 'git_commit',
+           'now_iso']
 
 # %% ../nbs/00_core.ipynb #3a7a1d6b
 class InputError(ValueError):
@@ -65,10 +66,12 @@ def atomic_path(dest:str|Path, # the final file name: a local path or a URL
 def write_json_atomic(obj, dest:str|Path, # the JSON file to write
                      ):
     "Write `obj` as indented JSON to `dest` atomically."
-    with atomic_path(dest) as p: p.write_text(json.dumps(obj, indent=1, default=_json_default) + '\n')
+    with atomic_path(dest) as p: p.write_text(json.dumps(obj, indent=1, default=json_default) + '\n')
     return str(dest) if is_url(dest) else Path(dest)
 
-def _json_default(o):
+def json_default(o, # an object `json.dumps` cannot encode by itself
+                ):
+    "`json.dumps`'s `default`: NumPy scalars and arrays as numbers and lists, paths as strings."
     if isinstance(o, np.generic): return o.item()
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)

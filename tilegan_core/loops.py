@@ -10,14 +10,15 @@ import numpy as np
 import tensorflow as tf
 import keras
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import InputError, atomic_path, write_json_atomic, set_seed, is_url
 from .distribute import (configure_devices, make_strategy, is_chief, read_tf_config, global_batch,
                                      scaled_lr, wrap_optimizer)
 
 # %% auto #0
-__all__ = ['TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'tfrecord_files', 'input_pipeline', 'NonFiniteLoss',
-           'GanTask', 'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog', 'read_steps',
-           'train_custom', 'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
+__all__ = ['DRAW_IDS', 'TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'tfrecord_files', 'input_pipeline',
+           'NonFiniteLoss', 'GanTask', 'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog',
+           'read_steps', 'train_custom', 'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
 
 # %% ../nbs/21_loops.ipynb #c07d1097
 def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
@@ -76,9 +77,18 @@ def input_pipeline(source, # TFRecord file(s) or folder, or a `tf.data.Dataset` 
 class NonFiniteLoss(InputError):
     "A loss or a weight became NaN or Inf; training stopped and the last good checkpoint is kept."
 
+DRAW_IDS = 1000  # a task's draws have ids 0..999: (seed, id) maps to one stateless seed, seed * DRAW_IDS + id
+
 class GanTask:
     "A GAN described once: models, optimizers, one replica's `train_step`, and a dataset of global batches."
     name = 'gan'
+    draws = {}  # the in-graph random draws of one step, by name: {name: id}; ids are part of a run's reproducibility
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        ids = list(cls.draws.values())
+        if len(set(ids)) != len(ids) or not all(0 <= i < DRAW_IDS for i in ids):
+            raise ValueError(f"{cls.__name__}.draws: ids must be distinct and in [0, {DRAW_IDS}), got {cls.draws}")
+
     def __init__(self, strategy, # the `tf.distribute` strategy everything is built under
                  global_batch:int, # examples per step over all replicas
                  steps:int=100, # the schedule's length in steps (used when the profile says train.steps=0)
@@ -89,6 +99,7 @@ class GanTask:
         self.strategy, self.global_batch, self.total_steps, self.seed = strategy, global_batch, steps, seed
         self.per_replica = global_batch // strategy.num_replicas_in_sync
         self.models, self.optimizers = {}, {}
+        self.grad_checks = threading.local()  # per replica thread (mirrored replicas trace in threads): see `minimize`
         with strategy.scope():
             self.step = keras.Variable(0, dtype='int64', trainable=False, aggregation='only_first_replica', name='step')
 
@@ -108,24 +119,24 @@ class GanTask:
         return None
 
 # %% ../nbs/21_loops.ipynb #79a3d676
-def _add_model(self:GanTask, name:str, # key in `self.models` (also the exported file name)
-               model, # a built Keras model
-              ):
+@patch
+def add_model(self:GanTask, name:str, # key in `self.models` (also the exported file name)
+              model, # a built Keras model
+             ):
     "Register `model` for checkpointing and export."
     self.models[name] = model
     return model
 
-def _add_optimizer(self:GanTask, name:str, # key in `self.optimizers`
-                   opt, # a Keras optimizer
-                   model, # the model it updates
-                  ):
+@patch
+def add_optimizer(self:GanTask, name:str, # key in `self.optimizers`
+                  opt, # a Keras optimizer
+                  model, # the model it updates
+                 ):
     "Register `opt` (loss-scaled under float16), built for `model` so checkpoints can restore it."
     opt = wrap_optimizer(opt)
     opt.build(model.trainable_variables)
     self.optimizers[name] = opt
     return opt
-
-GanTask.add_model, GanTask.add_optimizer = _add_model, _add_optimizer
 
 # %% ../nbs/21_loops.ipynb #1b4294a8
 def _replicas():
@@ -133,22 +144,23 @@ def _replicas():
     ctx = tf.distribute.get_replica_context()
     return (1, 0) if ctx is None else (ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group)
 
-def _average(self:GanTask, per_example, # one loss value per example of this replica
-            ):
+@patch
+def average(self:GanTask, per_example, # one loss value per example of this replica
+           ):
     "This replica's share of the global-batch mean: sum / global batch."
     return tf.nn.compute_average_loss(tf.cast(per_example, 'float32'), global_batch_size=self.global_batch)
 
-def _replica_mean(self:GanTask, x, # a mean over this replica's examples (e.g. `ops.mean` of a critic output)
-                 ):
+@patch
+def replica_mean(self:GanTask, x, # a mean over this replica's examples (e.g. `ops.mean` of a critic output)
+                ):
     "This replica's share of a hand-written mean: divide by the replica count."
     return tf.cast(x, 'float32') / _replicas()[0]
 
-_GRAD_FLAGS = threading.local()  # gradient checks of the replica step being traced (mirrored replicas trace in threads)
-
-def _minimize(self:GanTask, name:str, # which optimizer
-              loss_fn, # () -> loss, or () -> (loss, extras); called under the tape
-              variables, # variables to update
-             ):
+@patch
+def minimize(self:GanTask, name:str, # which optimizer
+             loss_fn, # () -> loss, or () -> (loss, extras); called under the tape
+             variables, # variables to update
+            ):
     "One gradient step of optimizer `name` on `loss_fn`; returns what `loss_fn` returned."
     opt = self.optimizers[name]
     with tf.GradientTape() as tape:
@@ -156,46 +168,47 @@ def _minimize(self:GanTask, name:str, # which optimizer
         loss = out[0] if isinstance(out, tuple) else out
         scaled = opt.scale_loss(loss)
     grads = tape.gradient(scaled, variables)
-    flags = getattr(_GRAD_FLAGS, 'flags', None)  # set by `replica_step`, per replica thread
+    flags = getattr(self.grad_checks, 'flags', None)  # set by `replica_step`, per replica thread
     if flags is not None and not isinstance(opt, keras.optimizers.LossScaleOptimizer):  # loss scaling skips such steps itself
         flags.append(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]))
     opt.apply_gradients(zip(grads, variables))
     return out
 
-GanTask.average, GanTask.replica_mean, GanTask.minimize = _average, _replica_mean, _minimize
-
 # %% ../nbs/21_loops.ipynb #c8fd9e71
-def _draw(self:GanTask, fn, stream:int, dims:tuple):
+def _draw(task:GanTask, fn, draw:str, dims:tuple):
+    if draw not in task.draws: raise KeyError(f"{type(task).__name__}.draws has no draw {draw!r}; add it there with an id of its own")
     n, r = _replicas()
-    seed = tf.stack([tf.constant(self.seed * 1000 + stream, tf.int64), tf.cast(tf.convert_to_tensor(self.step), tf.int64)])
-    full = fn([self.per_replica * n, *dims], seed=seed)
-    return full[r * self.per_replica:(r + 1) * self.per_replica]
+    seed = tf.stack([tf.constant(task.seed * DRAW_IDS + task.draws[draw], tf.int64), tf.cast(tf.convert_to_tensor(task.step), tf.int64)])
+    full = fn([task.per_replica * n, *dims], seed=seed)
+    return full[r * task.per_replica:(r + 1) * task.per_replica]
 
-def _normal(self:GanTask, stream:int, # an id for this draw, unique within the step
+@patch
+def normal(self:GanTask, draw:str, # the draw's name in `draws`
+           *dims:int, # shape after the batch axis
+          ):
+    "Standard normal numbers for this replica's examples, new at every step."
+    return _draw(self, tf.random.stateless_normal, draw, dims)
+
+@patch
+def uniform(self:GanTask, draw:str, # the draw's name in `draws`
             *dims:int, # shape after the batch axis
            ):
-    "Standard normal numbers for this replica's examples, new at every step."
-    return _draw(self, tf.random.stateless_normal, stream, dims)
-
-def _uniform(self:GanTask, stream:int, # an id for this draw, unique within the step
-             *dims:int, # shape after the batch axis
-            ):
     "Uniform [0, 1) numbers for this replica's examples, new at every step."
-    return _draw(self, tf.random.stateless_uniform, stream, dims)
-
-GanTask.normal, GanTask.uniform = _normal, _uniform
+    return _draw(self, tf.random.stateless_uniform, draw, dims)
 
 # %% ../nbs/21_loops.ipynb #f51dd4a0
-def _replica_step(self:GanTask, batch):
+@patch
+def replica_step(self:GanTask, batch):
     "`train_step`, then advance the step counter (once per global step); adds `nonfinite_grads`, the updates whose gradients held NaN/Inf."
-    _GRAD_FLAGS.flags = []
+    self.grad_checks.flags = []
     try: out = self.train_step(batch)
-    finally: flags, _GRAD_FLAGS.flags = _GRAD_FLAGS.flags, None
+    finally: flags, self.grad_checks.flags = self.grad_checks.flags, None
     self.step.assign_add(1)
     if flags: out = {**out, 'nonfinite_grads': tf.add_n([1.0 - tf.cast(f, 'float32') for f in flags]) / _replicas()[0]}
     return out
 
-def _trackables(self:GanTask):
+@patch
+def trackables(self:GanTask):
     "Everything a checkpoint saves: the step, the models, the optimizers."
     return dict(step=self.step, **{f'model_{k}': m for k, m in self.models.items()},
                 **{f'opt_{k}': o for k, o in self.optimizers.items()})
@@ -203,18 +216,21 @@ def _trackables(self:GanTask):
 def _weights(self:GanTask):
     return [v for m in self.models.values() for v in m.weights]
 
-def _weights_digest(self:GanTask):
+@patch
+def weights_digest(self:GanTask):
     "sha256 of all model weights, in order."
     h = hashlib.sha256()
     for v in _weights(self): h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(v)).tobytes())
     return h.hexdigest()
 
-def _weights_finite(self:GanTask):
+@patch
+def weights_finite(self:GanTask):
     "True when no model weight is NaN or Inf."
     return all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))) for v in _weights(self))
 
-def _export(self:GanTask, folder:str|Path, # where `<name>.keras` files go
-           ):
+@patch
+def export(self:GanTask, folder:str|Path, # where `<name>.keras` files go
+          ):
     "Save every model as `<folder>/<name>.keras`, atomically; returns the paths."
     out = []
     for k, m in self.models.items():
@@ -222,9 +238,6 @@ def _export(self:GanTask, folder:str|Path, # where `<name>.keras` files go
         with atomic_path(dest) as p: m.save(p)
         out.append(dest if is_url(dest) else Path(dest))
     return out
-
-GanTask.replica_step, GanTask.trackables, GanTask.weights_digest = _replica_step, _trackables, _weights_digest
-GanTask.weights_finite, GanTask.export = _weights_finite, _export
 
 # %% ../nbs/21_loops.ipynb #79da48ad
 TOY_CLASSES = 4  # blobs on the unit circle
@@ -267,6 +280,7 @@ def _bce(target, logits): return tf.nn.sigmoid_cross_entropy_with_logits(labels=
 class ToyTask(GanTask):
     "A tiny conditional GAN on 2-D points (tests, demos)."
     name = 'toy'
+    draws = dict(label_flip=0, d_noise=1, g_noise=2)
     def __init__(self, strategy, # strategy to build under
                  global_batch:int=16, # examples per step over all replicas
                  steps:int=200, # default schedule length
@@ -298,27 +312,24 @@ class ToyTask(GanTask):
         "Points for noise `z` (n, noise_dim) and classes `y` (n,)."
         return self.models['generator'](tf.concat([z, tf.one_hot(y, TOY_CLASSES)], -1))
 
-# %% ../nbs/21_loops.ipynb #335c6b1c
-def _toy_train_step(self:ToyTask, batch):
-    "D on real (labels flipped in-graph) and fake, then G; returns shares of the global losses."
-    x, y = batch
-    c = tf.one_hot(y, TOY_CLASSES)
-    G, D = self.models['generator'], self.models['discriminator']
-    flip = self.uniform(0) < self.flip
-    real_target = tf.where(flip, 0.0, 1.0)
-    z_d, z_g = self.normal(1, self.noise_dim), self.normal(2, self.noise_dim)
-    def d_loss():
-        real = D(tf.concat([x, c], -1))[:, 0]
-        fake = D(tf.concat([G(tf.concat([z_d, c], -1)), c], -1))[:, 0]
-        return self.average(_bce(real_target, real) + _bce(tf.zeros_like(fake), fake) + 1e-3 * tf.square(real))
-    def g_loss():
-        fake = D(tf.concat([G(tf.concat([z_g, c], -1)), c], -1))[:, 0]
-        return self.average(_bce(tf.ones_like(fake), fake))
-    dl = self.minimize('d', d_loss, D.trainable_variables)
-    gl = self.minimize('g', g_loss, G.trainable_variables)
-    return dict(d_loss=dl, g_loss=gl, flip_rate=self.average(tf.cast(flip, 'float32')))
-
-ToyTask.train_step = _toy_train_step
+    def train_step(self, batch):
+        "D on real (labels flipped in-graph) and fake, then G; returns shares of the global losses."
+        x, y = batch
+        c = tf.one_hot(y, TOY_CLASSES)
+        G, D = self.models['generator'], self.models['discriminator']
+        flip = self.uniform('label_flip') < self.flip
+        real_target = tf.where(flip, 0.0, 1.0)
+        z_d, z_g = self.normal('d_noise', self.noise_dim), self.normal('g_noise', self.noise_dim)
+        def d_loss():
+            real = D(tf.concat([x, c], -1))[:, 0]
+            fake = D(tf.concat([G(tf.concat([z_d, c], -1)), c], -1))[:, 0]
+            return self.average(_bce(real_target, real) + _bce(tf.zeros_like(fake), fake) + 1e-3 * tf.square(real))
+        def g_loss():
+            fake = D(tf.concat([G(tf.concat([z_g, c], -1)), c], -1))[:, 0]
+            return self.average(_bce(tf.ones_like(fake), fake))
+        dl = self.minimize('d', d_loss, D.trainable_variables)
+        gl = self.minimize('g', g_loss, G.trainable_variables)
+        return dict(d_loss=dl, g_loss=gl, flip_rate=self.average(tf.cast(flip, 'float32')))
 
 # %% ../nbs/21_loops.ipynb #24842e27
 def _scalar_metadata():

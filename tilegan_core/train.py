@@ -13,7 +13,7 @@ from .config import load_profile, split_overrides
 from .cli import command
 
 # %% auto #0
-__all__ = ['TASKS', 'split_sets', 'task_builder', 'run_training', 'emit_job', 'train_cli']
+__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'task_builder', 'run_training', 'emit_job', 'train_cli']
 
 # %% ../nbs/22_train.ipynb #64a7d285
 def split_sets(sets:list|None, # `--set` values as given
@@ -23,6 +23,8 @@ def split_sets(sets:list|None, # `--set` values as given
 
 # %% ../nbs/22_train.ipynb #1687195b
 TASKS = {'sat': 'tilegan_core.sat.cprogan', 'calo': 'tilegan_core.calo.gan3d', 'toy': 'tilegan_core.loops'}
+# `check(cfg, data)` of a task's training data from metadata, without TensorFlow: bad data is refused before it loads
+DATA_CHECKS = {'sat': 'tilegan_core.sat.data:training_metadata', 'calo': 'tilegan_core.calo.data:training_source'}
 
 def task_builder(task:str, # 'sat', 'calo' or 'toy'
                 ):
@@ -47,6 +49,9 @@ def run_training(task:str, # 'sat', 'calo' or 'toy'
     "Configure devices, build the strategy and the task, train, and (chief) write the run folder; returns the summary."
     from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config, check_tpu_input
     tr, out = cfg.train, str(out)
+    if task in DATA_CHECKS:
+        mod, fn = DATA_CHECKS[task].split(':')
+        getattr(importlib.import_module(mod), fn)(cfg, data)
     builder = task_builder(task)
     configure_devices(tr.replicas if tr.strategy == 'mirrored' else 1)  # first: before TensorFlow starts
     strategy = make_strategy(tr.strategy, tr.replicas)

@@ -14,10 +14,11 @@ from ..core import InputError, atomic_path, write_json_atomic
 from ..cli import command
 
 # %% auto #0
-__all__ = ['ECAL_SHAPE', 'ECAL_SCALE', 'FILE_UNIT', 'ENERGY_SCALE', 'ANGLES', 'TILT_AXIS', 'MANIFEST', 'barycentre_angle',
-           'eta_from_theta', 'write_calo_h5_stream', 'write_calo_h5', 'h5_layout', 'read_calo_h5', 'to_tfrecords',
-           'calo_convert_cli', 'parse_example', 'preprocess', 'calo_dataset', 'arrays_dataset', 'CaloSource',
-           'calo_source', 'count_events', 'h5_chunks', 'raw_events', 'training_batches', 'postprocess', 'ep_from_label']
+__all__ = ['ECAL_SHAPE', 'ECAL_SCALE', 'FILE_UNIT', 'ENERGY_SCALE', 'ANGLES', 'TILT_AXIS', 'MANIFEST', 'undo_power',
+           'barycentre_angle', 'eta_from_theta', 'write_calo_h5_stream', 'write_calo_h5', 'h5_layout', 'read_calo_h5',
+           'to_tfrecords', 'calo_convert_cli', 'parse_example', 'preprocess', 'calo_dataset', 'arrays_dataset',
+           'CaloSource', 'calo_source', 'count_events', 'training_source', 'h5_chunks', 'raw_events',
+           'training_batches', 'postprocess', 'ep_from_label']
 
 # %% ../../nbs/30_calo_data.ipynb #228b7a8a
 ECAL_SHAPE = (51, 51, 25)  # cells in x, y and layers in z
@@ -36,7 +37,9 @@ def _ops(x):
     from keras import ops
     return ops
 
-def _undo_power(x, power):
+def undo_power(x, # transformed showers (N, X, Y, Z, 1), as the generator makes them
+               power:float, # the exponent applied to the cell energies (`calo.power`)
+              ):
     "Cell energies in file units from a transformed shower (N, X, Y, Z, 1) -> (N, X, Y, Z), float32."
     from keras import ops
     x = ops.maximum(ops.cast(x, 'float32')[..., 0], 0.0)
@@ -386,6 +389,13 @@ def count_events(data, # HDF5 file(s)/folder, TFRecord shards, a `CaloSource`, o
                 ):
     "Number of events in `data`, from metadata only (HDF5 dataset shapes, the shards' manifest)."
     return len(data['ecal']) if isinstance(data, dict) else calo_source(data, angle).n_events
+
+def training_source(cfg, # the loaded profile (`calo.angle`)
+                    data, # HDF5 file(s)/folder or TFRecord shards of training showers
+                   ):
+    "The checked `CaloSource` of the training data; from metadata only and without TensorFlow, so bad data is refused at once."
+    if not data: raise InputError("tilegan-train calo: --data is required (an HDF5 file from tilegan-calo-mc, or TFRecord shards)")
+    return calo_source(data, cfg.calo.angle)
 
 # %% ../../nbs/30_calo_data.ipynb #c2eb9fcd
 def _worker():

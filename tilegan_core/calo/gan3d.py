@@ -12,8 +12,8 @@ import tensorflow as tf
 import keras
 from keras import layers, ops
 from ..core import InputError, set_seed
-from .data import (ECAL_SHAPE, ENERGY_SCALE, postprocess, TILT_AXIS, _undo_power, barycentre_angle,
-                                    calo_source, count_events, raw_events, training_batches)
+from .data import (ECAL_SHAPE, ENERGY_SCALE, postprocess, TILT_AXIS, undo_power, barycentre_angle,
+                                    calo_source, count_events, raw_events, training_batches, training_source)
 from ..distribute import global_batch, scaled_lr
 from fastcore.basics import patch
 from ..core import write_json_atomic
@@ -280,7 +280,7 @@ class EcalSum(layers.Layer):
                  **kwargs): # Keras layer options (name, dtype) passed back by `get_config`
         super().__init__(**kwargs)
         self.power = power
-    def call(self, x): return ops.sum(_undo_power(x, self.power), axis=(1, 2, 3))[:, None]
+    def call(self, x): return ops.sum(undo_power(x, self.power), axis=(1, 2, 3))[:, None]
     def compute_output_shape(self, shape): return (shape[0], 1)
     def get_config(self): return {**super().get_config(), 'power': self.power}
 
@@ -292,7 +292,7 @@ class EcalAngle(layers.Layer):
                  **kwargs): # Keras layer options (name, dtype) passed back by `get_config`
         super().__init__(**kwargs)
         self.power, self.axis = power, axis
-    def call(self, x): return barycentre_angle(_undo_power(x, self.power), self.axis)[:, None]
+    def call(self, x): return barycentre_angle(undo_power(x, self.power), self.axis)[:, None]
     def compute_output_shape(self, shape): return (shape[0], 1)
     def get_config(self): return {**super().get_config(), 'power': self.power, 'axis': self.axis}
 
@@ -348,6 +348,7 @@ def weighted_loss(terms, # per-example losses (N, 4)
 class Gan3DTask(GanTask):
     "The 3DGAN as an engine task: models, RMSprop optimizers, data and the paper's update."
     name = 'gan3d'
+    draws = dict(d_noise=1, real_flips=2, fake_flips=3, g_noise_1=4, g_noise_2=5)
     def __init__(self, strategy, # the strategy to build under
                  global_batch:int, # examples per step over all replicas
                  data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
@@ -380,40 +381,42 @@ class Gan3DTask(GanTask):
         return training_batches(self.data, self.global_batch, self.power, self.min_ecal_sum, self.seed)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #ebd8bf8f
-def _latent(self:Gan3DTask, ep, ang, # Ep/100 and angle (this replica's rows)
-            stream:int, # the noise draw's id within the step
-           ):
+@patch
+def latent(self:Gan3DTask, ep, ang, # Ep/100 and angle (this replica's rows)
+           draw:str, # the noise draw's name in `draws`
+          ):
     "Generator input: [Ep/100, angle, latent_dim-2 fresh Gaussian values] per example."
-    noise = self.normal(stream, self.latent_dim - 2)
+    noise = self.normal(draw, self.latent_dim - 2)
     return tf.concat([tf.reshape(ep, (-1, 1)), tf.reshape(ang, (-1, 1)), noise], axis=1)
 
-def _flips(self:Gan3DTask, stream:int, # the draw's id within the step
-          ):
+@patch
+def flips(self:Gan3DTask, draw:str, # the draw's name in `draws`
+         ):
     "A boolean per example: flip its label (probability `label_flip`), new at every step."
-    return self.uniform(stream) < self.label_flip
+    return self.uniform(draw) < self.label_flip
 
-def _d_terms(self:Gan3DTask, x, # showers (transformed) seen by D
-             label, ep, ang, esum, # targets: real/fake label, Ep/100, angle, ECAL sum
-             training:bool=True, # dropout and batch statistics on
-            ):
+@patch
+def d_terms(self:Gan3DTask, x, # showers (transformed) seen by D
+            label, ep, ang, esum, # targets: real/fake label, Ep/100, angle, ECAL sum
+            training:bool=True, # dropout and batch statistics on
+           ):
     "Per-example loss terms (N, 4) of one discriminator pass."
     return loss_terms(self.models['discriminator'](x, training=training), (label, ep, ang, esum))
 
-Gan3DTask.latent, Gan3DTask.flips, Gan3DTask.d_terms = _latent, _flips, _d_terms
-
 # %% ../../nbs/32_calo_gan3d.ipynb #13dfb193
-def _gan3d_train_step(self:Gan3DTask, batch):
+@patch
+def train_step(self:Gan3DTask, batch):
     "D on a real batch, D on a fake batch, G twice; returns this replica's shares of the global losses."
     x, ep, ang, esum = batch
     G, D, w = self.models['generator'], self.models['discriminator'], self.loss_weights
-    flip_r, flip_f = self.flips(2), self.flips(3)
-    fake = G(self.latent(ep, ang, 1), training=False)
+    flip_r, flip_f = self.flips('real_flips'), self.flips('fake_flips')
+    fake = G(self.latent(ep, ang, 'd_noise'), training=False)
     real_y, fake_y = tf.where(flip_r, 0.0, 1.0), tf.where(flip_f, 1.0, 0.0)
     d_real = self.minimize('d', lambda: self.average(weighted_loss(self.d_terms(x, real_y, ep, ang, esum), w)), D.trainable_variables)
     d_fake = self.minimize('d', lambda: self.average(weighted_loss(self.d_terms(fake, fake_y, ep, ang, esum), w)), D.trainable_variables)
     ones, g_losses = tf.ones_like(ep), []
-    for stream in (4, 5):
-        z = self.latent(ep, ang, stream)
+    for draw in ('g_noise_1', 'g_noise_2'):
+        z = self.latent(ep, ang, draw)
         def g_loss():
             t = self.d_terms(G(z, training=True), ones, ep, ang, esum)
             return self.average(weighted_loss(t, w)), t
@@ -424,18 +427,15 @@ def _gan3d_train_step(self:Gan3DTask, batch):
                 g_bce=part(0), g_energy=part(1), g_angle=part(2), g_ecal=part(3),
                 flip_rate=self.average((tf.cast(flip_r, 'float32') + tf.cast(flip_f, 'float32')) / 2))
 
-Gan3DTask.train_step = _gan3d_train_step
-
 # %% ../../nbs/32_calo_gan3d.ipynb #066dd6ff
 def build_task(cfg, # the loaded profile
                data:str, # HDF5 file(s)/folder or TFRecord shards of training showers
                strategy, # the strategy to build under
               ):
     "The 3DGAN task for `tilegan-train calo`."
-    if not data: raise InputError("tilegan-train calo: --data is required (an HDF5 file from tilegan-calo-mc, or TFRecord shards)")
     g = cfg.gan3d
     gb = global_batch(g.batch_size, strategy)
-    data = calo_source(data, cfg.calo.angle); n = data.n_events   # events and angle from the files' metadata
+    data = training_source(cfg, data); n = data.n_events   # events and angle from the files' metadata
     steps = max(1, math.ceil(g.epochs * n / gb))
     lr = scaled_lr(g.lr, strategy.num_replicas_in_sync, cfg.train.lr_scaling)
     c = cfg.calo

@@ -5,6 +5,7 @@
 # %% ../../nbs/14_sat_cprogan.ipynb #d863f334
 from __future__ import annotations
 import math, json, functools
+from fastcore.basics import patch
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
@@ -280,8 +281,8 @@ def _data_meta(data):
 
 def _parse_fn(meta):
     "One serialised sample -> (image (2T, 2T, bands), mask (2T, 2T, 1)), decoded by `sat.data`."
-    from tilegan_core.sat.data import _decoder   # sat.data decodes batches; we reuse it for single records
-    dec = _decoder(meta, False)
+    from tilegan_core.sat.data import sample_decoder   # sat.data decodes batches; we reuse it for single records
+    dec = sample_decoder(meta, False)
     def parse(rec):
         img, msk = dec(tf.reshape(rec, [1]))
         return img[0], msk[0]
@@ -290,17 +291,18 @@ def _parse_fn(meta):
 # %% ../../nbs/14_sat_cprogan.ipynb #bc92da2f
 from ..loops import GanTask, read_steps
 from ..distribute import global_batch, scaled_lr
+from .data import training_metadata
 
 class CProGanTask(GanTask):
     "The MMD-WAE, then the conditional progressive GAN, trained as one engine task."
     name = 'cprogan'
+    draws = dict(d_noise=1, g_noise=2, gp_mix=3, wae_prior=4)
     def __init__(self, strategy, # the tf.distribute strategy
                  cfg, # the loaded profile (sections sat, wae, cprogan, train)
                  data:str, # a tiles folder written by tilegan-sat-tiles / sat.scenes
                 ):
-        meta = _data_meta(data)
+        meta = training_metadata(cfg, data)
         sat, w, g = cfg.sat, cfg.wae, cfg.cprogan
-        if meta['tile_size'] != sat.tile_size: raise InputError(f"{data}: tiles of {meta['tile_size']} px, but sat.tile_size={sat.tile_size}; retile or set sat.tile_size={meta['tile_size']}")
         if w.batch_size > 4 * g.batch_size: raise InputError(f"wae.batch_size={w.batch_size}: at most 4 x cprogan.batch_size = {4 * g.batch_size} tiles per step")
         ress = resolutions(g.start_res, sat.tile_size)
         n, reps = len(ress), strategy.num_replicas_in_sync
@@ -311,7 +313,6 @@ class CProGanTask(GanTask):
         super().__init__(strategy, gb, self.wae_steps + self.gan_steps, cfg.seed)
         self.cfg, self.data, self.meta, self.ress, self.wae_bs = cfg, str(data), meta, ress, w.batch_size
         self.files = [str(Path(data)/d['file']) for d in meta['shards'] if d['split'] == 'train']
-        if not self.files: raise InputError(f"{data}: no training shards (counts {meta['counts']}); tile more scenes")
         set_seed(cfg.seed)
         with self.scope():
             self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, g.fmap_base, g.fmap_max, w.filters)
@@ -388,11 +389,13 @@ def _stage_grads(index, # int32 scalar: the stage to run, or n for "not this pha
     return tf.switch_case(index, [at(i) for i in range(n)] + [off])
 
 # %% ../../nbs/14_sat_cprogan.ipynb #9523ce7c
+@patch
 def _wae_loss_at(self:CProGanTask, i, tiles, prior, alpha):
     "This replica's share of the WAE loss at stage `i`: (loss, rec, mmd)."
     loss, rec, m = wae_loss(self.net.wae, fade_real(tiles, self.ress[i], alpha), prior, i, alpha, self.cfg.wae.mmd_weight)
     return tuple(self.replica_mean(v) for v in (loss, rec, m))
 
+@patch
 def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
     "This replica's share of the critic loss (with GP and Wasserstein estimate) or of the generator loss (with its spectral term), at stage `i`."
     g, net, r = self.cfg.cprogan, self.net, self.ress[i]
@@ -413,11 +416,10 @@ def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
     per = 0.5 * (critic_losses(rg, fg, gpg, g.gp_lambda, g.drift) + critic_losses(rl, fl, gpl, g.gp_lambda, g.drift))
     return (self.average(per), self.average(0.5 * (gpg + gpl)), self.average(0.5 * (rg[:, 0] - fg[:, 0] + rl[:, 0] - fl[:, 0])))
 
-CProGanTask._wae_loss_at, CProGanTask._gan_loss_at = _wae_loss_at, _gan_loss_at
-
 # %% ../../nbs/14_sat_cprogan.ipynb #16966f79
+@patch
 @tf.autograph.experimental.do_not_convert   # plain graph code: explicit tf.switch_case/tf.cond, nothing for AutoGraph to rewrite
-def _cprogan_train_step(self:CProGanTask, batch):
+def train_step(self:CProGanTask, batch):
     "WAE update (WAE phase) or critic + generator update (GAN phase); returns shares of the global values."
     img, msk = batch
     img = ops.cast(img, 'float32')
@@ -425,9 +427,9 @@ def _cprogan_train_step(self:CProGanTask, batch):
     phase, stage, alpha = task_schedule(self, tf.convert_to_tensor(self.step))
     n, net, o, lat_dim = len(self.ress), self.net, self.optimizers, self.cfg.wae.latent_dim
     wae_idx, gan_idx = ops.where(phase == 0, stage, n), ops.where(phase == 1, stage, n)
-    # WAE phase: all four tiles of the first samples, prior samples from the in-graph stream
+    # WAE phase: all four tiles of the first samples, prior samples from the in-graph draws
     k = -(-self.wae_bs // self.per_replica)
-    prior = ops.reshape(self.normal(4, k, lat_dim), (-1, lat_dim))[:self.wae_bs]
+    prior = ops.reshape(self.normal('wae_prior', k, lat_dim), (-1, lat_dim))[:self.wae_bs]
     tiles = all_tiles(img)[:self.wae_bs]
     wvars = net.wae.encoder.trainable_variables + net.wae.decoder.trainable_variables
     wg, (wl, wr, wm) = _stage_grads(wae_idx, n, o['wae'], lambda i: self._wae_loss_at(i, tiles, prior, alpha), wvars, 3)
@@ -435,8 +437,8 @@ def _cprogan_train_step(self:CProGanTask, batch):
     # GAN phase: context latents from the frozen encoder, then the critics, then the generator
     ctx = quadrants(img)[:3]
     lat = tf.cond(phase == 1, lambda: tf.stop_gradient(encode_context(net, ctx)), lambda: tf.zeros((self.per_replica, 3 * lat_dim)))
-    e = self.uniform(3)
-    z_d, z_g = self.normal(1, self.cfg.cprogan.noise_dim), self.normal(2, self.cfg.cprogan.noise_dim)
+    e = self.uniform('gp_mix')
+    z_d, z_g = self.normal('d_noise', self.cfg.cprogan.noise_dim), self.normal('g_noise', self.cfg.cprogan.noise_dim)
     dvars = net.critic_global.trainable_variables + net.critic_local.trainable_variables
     dgr, (dl, gp, wd) = _stage_grads(gan_idx, n, o['d'], lambda i: self._gan_loss_at(i, x, lat, z_d, e, alpha, False), dvars, 3)
     o['d'].apply_gradients(zip(dgr, dvars))
@@ -446,8 +448,6 @@ def _cprogan_train_step(self:CProGanTask, batch):
     share = lambda v: self.replica_mean(ops.cast(v, 'float32'))
     return dict(d_loss=dl, g_loss=gl, g_spectral=gs, gp=gp, wdist=wd, wae_loss=wl, wae_rec=wr, wae_mmd=wm,
                 phase=share(phase), stage=share(stage), alpha=share(alpha))
-
-CProGanTask.train_step = _cprogan_train_step
 
 # %% ../../nbs/14_sat_cprogan.ipynb #32d42572
 def build_task(cfg, # the loaded profile
@@ -466,11 +466,11 @@ def save_model(net:CProGan, # the networks
     out = [save_weights_atomic(m, f/f'{k}.weights.h5') for k, m in net.models.items()]
     return out + [write_json_atomic(net.config(), f/'cprogan.json')]
 
-def _task_export(self:CProGanTask, folder:str|Path, # where the model files go
-                ):
+@patch
+def export(self:CProGanTask, folder:str|Path, # where the model files go
+          ):
     "Save the networks as `.weights.h5` files plus `cprogan.json` (the engine's export hook)."
     return save_model(self.net, folder)
-CProGanTask.export = _task_export
 
 def load_model(folder:str|Path, # a folder written by `save_model` / `CProGanTask.export`
               ):

@@ -28,8 +28,8 @@ from ..manifests import sha256
 __all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'scene_format', 'band_names', 'Scene', 'open_scene', 'norm_spec', 'spec_affine',
            'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits', 'block_grids', 'BlockSplit',
            'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs', 'scene_samples', 'ShardWriter',
-           'SplitWarning', 'tile_scenes', 'read_metadata', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli',
-           'write_large_scene', 'tiling_benchmark']
+           'SplitWarning', 'tile_scenes', 'read_metadata', 'training_metadata', 'sample_decoder', 'sat_dataset',
+           'downsample', 'split_tiles', 'sat_tiles_cli', 'write_large_scene', 'tiling_benchmark']
 
 # %% ../../nbs/10_sat_data.ipynb #935c2705
 def _tf():
@@ -646,7 +646,21 @@ def read_metadata(data_dir:str|Path, # a folder written by `tile_scenes`
     if not p.exists(): raise InputError(f"{p}: missing; tile scenes into {data_dir} first (tilegan-sat-tiles)")
     return json.loads(p.read_text())
 
-def _decoder(meta, with_transform):
+def training_metadata(cfg, # the loaded profile (`sat.tile_size`)
+                      data:str|Path, # a tiles folder written by `tile_scenes`
+                     ):
+    "The metadata of tiles folder `data`, checked for training with `cfg`; it needs no TensorFlow, so bad data is refused at once."
+    if not data: raise InputError("--data is required for the satellite GAN: a folder written by tilegan-sat-tiles")
+    meta = read_metadata(data)
+    if meta['tile_size'] != cfg.sat.tile_size:
+        raise InputError(f"{data}: tiles of {meta['tile_size']} px, but sat.tile_size={cfg.sat.tile_size}; retile or set sat.tile_size={meta['tile_size']}")
+    if not any(d['split'] == 'train' for d in meta['shards']): raise InputError(f"{data}: no training shards (counts {meta['counts']}); tile more scenes")
+    return meta
+
+def sample_decoder(meta:dict, # the tiles folder's metadata.json
+                   with_transform:bool, # also return each sample's affine geotransform
+                  ):
+    "A function decoding a batch of serialised 2x2 samples to (image in [-1, 1], mask) (and transform)."
     tf = _tf()
     n, c = meta['sample_size'], meta['bands']
     lo, hi, a, b = (np.asarray(v, np.float32) for v in spec_affine(meta['normalisation']))
@@ -684,7 +698,7 @@ def sat_dataset(data_dir:str|Path, # a folder written by `tile_scenes`
     if shuffle: ds = ds.shuffle(shuffle_buffer, seed=seed)
     if repeat: ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.map(_decoder(meta, with_transform), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.map(sample_decoder(meta, with_transform), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 # %% ../../nbs/10_sat_data.ipynb #73873b32
 def downsample(images, # a batch (batch, S, S, channels)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import inspect, json, os, resource, subprocess, sys, time
 from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import rasterio
@@ -23,10 +24,11 @@ from .metrics import copy_baseline, radial_spectrum, large_scale_stats
 # %% auto #0
 __all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', 'HELDOUT', 'compose', 'copy_completer',
            'load_completer', 'compiled_completer', 'mirror_context', 'bootstrap_tile', 'blend_seam', 'highpass',
-           'anchor_detail', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats', 'reference_stats', 'drift_curves',
-           'drift_summary', 'cell_means', 'read_guide', 'pick_candidates', 'guide_agreement', 'mask_path',
-           'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic',
-           'plot_guided', 'mosaic_cli', 'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
+           'anchor_detail', 'SeedSpec', 'Seed', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats',
+           'reference_stats', 'drift_curves', 'drift_summary', 'cell_means', 'read_guide', 'pick_candidates',
+           'guide_agreement', 'MosaicSpec', 'mask_path', 'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide',
+           'washing_completer', 'plot_drift', 'plot_mosaic', 'plot_guided', 'mosaic_cli', 'seed_scene',
+           'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
 WATER_LEVEL = -0.5  # normalised value below which the copy baseline calls a pixel water
@@ -151,44 +153,65 @@ def anchor_detail(tile, # a new tile (T, T, C)
 # %% ../../nbs/15_sat_mosaic.ipynb #28e03e65
 SEED_MODES = ('edge', 'tile', 'none')
 
-def _real_cells(mode, rows, cols, nr, nc):
+@dataclass(frozen=True)
+class SeedSpec:
+    "Where a mosaic starts: a window of a real image (and its water mask), or nothing, so the first tile grows from noise."
+    image:str|Path|None=None # seed GeoTIFF, or None for no seed
+    mode:str='edge' # 'edge' (real first row and column), 'tile' (one real tile) or 'none'
+    row:int=0 # pixel row of the seed window in the image
+    col:int=0 # pixel column of the seed window
+    mask:str|Path|None=None # the seed's water mask (GeoTIFF or GeoJSON), optional
+
+@dataclass
+class Seed:
+    "A seed as read by `read_seed`: its real tiles, and the pixel normalisation and grid the mosaic continues."
+    tiles:dict # {(r, c): (tile (T, T, C) in [-1, 1], water mask (T, T, 1) or None)}, in grid order
+    norm:dict # the pixels' normalisation (`sat.data.norm_spec`)
+    crs:str # the mosaic's CRS
+    transform:tuple # the mosaic's geotransform (6 numbers)
+    bands:int|None # the seed image's band count (None without one)
+    mode:str # the seed mode in use ('none' without an image)
+    @property
+    def cells(self): return list(self.tiles)
+    @property
+    def dtype(self): return self.norm['dtype']
+    @property
+    def real_rows(self): return sum(1 for r, c in self.tiles if c == 0)
+    @property
+    def real_cols(self): return sum(1 for r, c in self.tiles if r == 0)
+
+def _real_cells(mode, rows, cols, image_rows, image_cols):
     "Grid cells (r, c) that hold real tiles."
     if mode == 'none': return []
     if mode == 'tile': return [(0, 0)]
-    return sorted({(0, c) for c in range(min(cols, nc))} | {(r, 0) for r in range(min(rows, nr))})
+    return sorted({(0, c) for c in range(min(cols, image_cols))} | {(r, 0) for r in range(min(rows, image_rows))})
 
-def read_seed(image:str|Path|None, # seed GeoTIFF, or None for no seed
+def read_seed(start:SeedSpec, # where the mosaic starts
               rows:int, cols:int, # mosaic size in tiles
-              tile_size:int, # T
-              mode:str='edge', # 'edge' (real first row and column), 'tile' (one real tile) or 'none'
-              row:int=0, col:int=0, # pixel offset of the seed window in the image
-              mask:str|Path|None=None, # the seed's water mask (GeoTIFF or GeoJSON), optional
+              tile_size:int, # the tile edge in pixels
               db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style seeds
              ):
-    "Real seed tiles `{(r, c): (tile, mask or None)}` plus the normalisation, CRS and transform of the mosaic."
-    if mode not in SEED_MODES: raise InputError(f"--seed-mode {mode!r}: use one of {list(SEED_MODES)}")
-    if image is None or mode == 'none':
-        return dict(tiles={}, spec=norm_spec('unosat', 'uint8'), crs='EPSG:3857', bands=None, cells=[],
-                    transform=tuple(from_origin(0, 0, 10, 10))[:6], dtype='uint8')
-    sc = open_scene(image)
-    T = tile_size
-    nr, nc = (sc.height - row) // T, (sc.width - col) // T
-    if row < 0 or col < 0 or nr < 1 or nc < 1:
-        raise InputError(f"{image}: a {T}-pixel seed tile at pixel ({row}, {col}) does not fit in {sc.width} x {sc.height}; choose a smaller offset")
-    spec = norm_spec(sc.format, sc.dtype, db_range)
-    cells = _real_cells(mode, rows, cols, nr, nc)
+    "The real seed tiles, and the normalisation, CRS and transform of the mosaic."
+    if start.mode not in SEED_MODES: raise InputError(f"--seed-mode {start.mode!r}: use one of {list(SEED_MODES)}")
+    if start.image is None or start.mode == 'none':
+        return Seed({}, norm_spec('unosat', 'uint8'), 'EPSG:3857', tuple(from_origin(0, 0, 10, 10))[:6], None, 'none')
+    scene, size, row, col = open_scene(start.image), tile_size, start.row, start.col
+    image_rows, image_cols = (scene.height - row) // size, (scene.width - col) // size
+    if row < 0 or col < 0 or image_rows < 1 or image_cols < 1:
+        raise InputError(f"{start.image}: a {size}-pixel seed tile at pixel ({row}, {col}) does not fit in {scene.width} x {scene.height}; choose a smaller offset")
+    norm = norm_spec(scene.format, scene.dtype, db_range)
     tiles = {}
-    with rasterio.open(sc.path) as ds, (MaskReader(mask, sc) if mask else _Null()) as mr:
-        for r, c in cells:
-            w = Window(col + c * T, row + r * T, T, T)
+    with rasterio.open(scene.path) as ds, (MaskReader(start.mask, scene) if start.mask else _Null()) as masks:
+        for r, c in _real_cells(start.mode, rows, cols, image_rows, image_cols):
+            w = Window(col + c * size, row + r * size, size, size)
             raw = ds.read(window=w).transpose(1, 2, 0)
             bad = ~np.isfinite(raw) if raw.dtype.kind == 'f' else np.zeros(raw.shape, bool)
-            if sc.nodata is not None: bad |= raw == sc.nodata
-            if bad.any(): raise InputError(f"{image}: seed tile ({r}, {c}) at pixel ({w.row_off}, {w.col_off}) holds nodata; choose another --seed-row/--seed-col")
-            m = None if mr is None else (mr.read(w) == 1).astype(np.float32)[..., None]
-            tiles[(r, c)] = (normalise(raw, spec), m)
-    t = windows.transform(Window(col, row, T, T), sc.affine)
-    return dict(tiles=tiles, spec=spec, crs=sc.crs, bands=sc.count, cells=cells, transform=tuple(t)[:6], dtype=spec['dtype'])
+            if scene.nodata is not None: bad |= raw == scene.nodata
+            if bad.any(): raise InputError(f"{start.image}: seed tile ({r}, {c}) at pixel ({w.row_off}, {w.col_off}) holds nodata; choose another --seed-row/--seed-col")
+            water = None if masks is None else (masks.read(w) == 1).astype(np.float32)[..., None]
+            tiles[(r, c)] = (normalise(raw, norm), water)
+    origin = windows.transform(Window(col, row, size, size), scene.affine)
+    return Seed(tiles, norm, scene.crs, tuple(origin)[:6], scene.count, start.mode)
 
 class _Null:
     def __enter__(self): return None
@@ -383,61 +406,85 @@ def _complete_k(complete, ctx, seed, k):
     if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k)
     return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed)
 
-def _wave_step(complete, rows, cells, seedinfo, T, bands, method, seed, step_seed, guide=None, k=1):
+def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
     "Fill the tiles `cells` of one wavefront step (real, bootstrapped, or completed in one batch); return the generated cells."
+    size, k = buf.T, spec.candidates if guide else 1
     img = lambda t: None if t is None else t[..., :bands]
     todo, ctxs = [], []
     for r, c in cells:
-        if (r, c) in seedinfo['tiles']:
-            x, m = seedinfo['tiles'][(r, c)]
-            rows.tile(r, c)[..., :bands] = x
-            rows.tile(r, c)[..., bands] = np.nan if m is None else m[..., 0]
+        if (r, c) in start.tiles:
+            x, water = start.tiles[(r, c)]
+            buf.tile(r, c)[..., :bands] = x
+            buf.tile(r, c)[..., bands] = np.nan if water is None else water[..., 0]
             continue
-        ctx = mirror_context(img(rows.tile(r - 1, c - 1)), img(rows.tile(r - 1, c)), img(rows.tile(r, c - 1)))
+        ctx = mirror_context(img(buf.tile(r - 1, c - 1)), img(buf.tile(r - 1, c)), img(buf.tile(r, c - 1)))
         if ctx is None:
-            x, m = bootstrap_tile(complete, T, bands, _tile_seed(seed, r, c))
-            rows.tile(r, c)[..., :bands] = x; rows.tile(r, c)[..., bands] = m[..., 0]
+            x, water = bootstrap_tile(complete, size, bands, _tile_seed(spec.seed, r, c))
+            buf.tile(r, c)[..., :bands] = x; buf.tile(r, c)[..., bands] = water[..., 0]
         else: todo.append((r, c)); ctxs.append(ctx)
     if not todo: return []
     n = len(todo)
     t, m = _complete_k(complete, tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3)), step_seed, k)
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
-    if t.shape != (n * k, T, T, bands) or m.shape != (n * k, T, T, 1):
-        raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, T, T, bands)} and {(n * k, T, T, 1)}")
+    if t.shape != (n * k, size, size, bands) or m.shape != (n * k, size, size, 1):
+        raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
     if k > 1:
-        t, m = t.reshape(n, k, T, T, bands), m.reshape(n, k, T, T, 1)
+        t, m = t.reshape(n, k, size, size, bands), m.reshape(n, k, size, size, 1)
         pick = pick_candidates(t, m, np.array([guide['target'][r, c] for r, c in todo]), guide['kind'])
         t, m = t[np.arange(n), pick], m[np.arange(n), pick]
     for (r, c), ti, mi, ctx in zip(todo, t, m, ctxs):
-        rows.tile(r, c)[..., :bands] = anchor_detail(ti, ctx) if method == 'blend' else ti
-        rows.tile(r, c)[..., bands] = mi[..., 0]
+        buf.tile(r, c)[..., :bands] = anchor_detail(ti, ctx) if spec.method == 'blend' else ti
+        buf.tile(r, c)[..., bands] = mi[..., 0]
     return todo
 
-def _blend_tile(rows, r, c, real, bands, h):
+def _blend_tile(buf, r, c, real, bands, h):
     "Blend tile (r, c) across its left and top seams (image channels only)."
-    me = rows.tile(r, c)[..., :bands]
-    left, up = rows.tile(r, c - 1), rows.tile(r - 1, c)
+    me = buf.tile(r, c)[..., :bands]
+    left, up = buf.tile(r, c - 1), buf.tile(r - 1, c)
     if left is not None: blend_seam(left[..., :bands], me, h, fixed_a=(r, c - 1) in real)
     if up is not None: blend_seam(up[..., :bands].transpose(1, 0, 2), me.transpose(1, 0, 2), h, fixed_a=(r - 1, c) in real)
     np.clip(me, -1, 1, out=me)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #64d98ae3
-def _flush(rows, r, img_ds, msk_ds, stats, seedinfo, mode, nr, nc, bands):
+def _flush(buf, r, img_ds, msk_ds, stats, start, bands):
     "Write final row `r` through a window and add its tiles to the drift statistics."
-    T, row = rows.T, rows.rows[r]
+    size, row = buf.T, buf.rows[r]
     x = row[..., :bands]
-    data = denormalise(x, seedinfo['spec']).transpose(2, 0, 1)
-    img_ds.write(data, window=Window(0, r * T, row.shape[1], T))
-    m = row[..., bands]
-    msk_ds.write(np.where(np.isnan(m), 255, m > 0.5).astype(np.uint8)[None], window=Window(0, r * T, row.shape[1], T))
-    above = rows.rows.get(r - 1)
-    for c in range(rows.cols):
-        t = x[:, c * T:(c + 1) * T]
-        stats.add(seed_distance(r, c, mode, nr, nc), t, None if above is None else above[-1, c * T:(c + 1) * T, :bands],
-                  None if c == 0 else x[:, c * T - 1])
+    data = denormalise(x, start.norm).transpose(2, 0, 1)
+    img_ds.write(data, window=Window(0, r * size, row.shape[1], size))
+    water = row[..., bands]
+    msk_ds.write(np.where(np.isnan(water), 255, water > 0.5).astype(np.uint8)[None], window=Window(0, r * size, row.shape[1], size))
+    above = buf.rows.get(r - 1)
+    for c in range(buf.cols):
+        t = x[:, c * size:(c + 1) * size]
+        stats.add(seed_distance(r, c, start.mode, start.real_rows, start.real_cols), t,
+                  None if above is None else above[-1, c * size:(c + 1) * size, :bands], None if c == 0 else x[:, c * size - 1])
 
 # %% ../../nbs/15_sat_mosaic.ipynb #5bf33540
 METHODS = ('paste', 'blend')
+
+@dataclass(frozen=True)
+class MosaicSpec:
+    "What to grow and how: the grid, how tiles join, the random seed, what guides it, and the memory knobs."
+    rows:int # tiles down
+    cols:int # tiles across
+    method:str='blend' # 'paste' (the paper's) or 'blend'
+    overlap:float=0.25 # blend band on each side of a seam, as a fraction of the tile edge
+    seed:int=0 # random seed of the completions
+    guide:str|Path|None=None # coarse map to follow, one cell per tile (`read_guide`), or None
+    candidates:int=8 # completions drawn per tile when guided; the one closest to its guide cell is kept
+    db_range:tuple=(-25.0, 5.0) # dB range of Sen1Floods11-style seeds and guides
+    band:int=8 # rows grown together along anti-diagonals (one batched completion per step)
+    cache_mb:int=32 # GDAL block cache cap, MB
+
+    def check(self):
+        "Raise `InputError` naming the option to change; return the spec."
+        if self.method not in METHODS: raise InputError(f"--method {self.method!r}: use one of {list(METHODS)}")
+        if self.rows < 1 or self.cols < 1: raise InputError(f"--rows {self.rows} --cols {self.cols}: the mosaic needs at least one tile each way")
+        if not 0 <= self.overlap < 0.5: raise InputError(f"mosaic.overlap {self.overlap}: must be in [0, 0.5)")
+        if self.band < 1: raise InputError(f"--band {self.band}: must be at least 1")
+        if self.candidates < 1: raise InputError(f"--candidates {self.candidates}: must be at least 1")
+        return self
 
 def mask_path(out:str|Path, # the mosaic GeoTIFF
              ):
@@ -446,80 +493,62 @@ def mask_path(out:str|Path, # the mosaic GeoTIFF
     return out.with_name(out.stem + '_water.tif')
 
 def grow_mosaic(complete, # completion callable: (context_tiles, seed) -> (tiles, masks)
-                rows:int, cols:int, # mosaic size in tiles
+                spec:MosaicSpec, # what to grow
                 out:str|Path, # the GeoTIFF to write; the mask goes to `mask_path(out)`
-                tile_size:int, # T, the completion's tile edge
+                tile_size:int, # the completion's tile edge in pixels
                 bands:int, # image bands the completion generates
-                method:str='blend', # 'paste' (the paper's) or 'blend'
-                overlap:float=0.25, # blend band on each side of a seam, as a fraction of T
-                seed_image:str|Path|None=None, # seed GeoTIFF, or None to grow the first tile from noise
-                seed_mode:str='edge', # 'edge', 'tile' or 'none'
-                seed_row:int=0, seed_col:int=0, # pixel offset of the seed window
-                seed_mask:str|Path|None=None, # the seed's water mask (optional)
-                seed:int=0, # random seed of the completions
+                start:SeedSpec=SeedSpec(), # the seed (default: none, the first tile grows from noise)
                 reference=None, # real tiles (n, T, T, C) for the drift curves (default: the seed's real tiles)
-                db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style seeds
                 progress:bool=False, # show a progress bar (stderr)
-                cache_mb:int=32, # GDAL block cache cap, MB
-                band:int=8, # rows grown together along anti-diagonals (one batched completion per step)
-                guide:str|Path|None=None, # coarse map to follow, one cell per tile (`read_guide`), or None
-                candidates:int=8, # completions drawn per tile when guided; the one closest to its guide cell is kept
                ):
-    "Grow a `rows x cols` tile mosaic, streamed row by row, into a Cloud-Optimised GeoTIFF (and its mask); return a summary."
-    if method not in METHODS: raise InputError(f"--method {method!r}: use one of {list(METHODS)}")
-    if rows < 1 or cols < 1: raise InputError(f"--rows {rows} --cols {cols}: the mosaic needs at least one tile each way")
-    if not 0 <= overlap < 0.5: raise InputError(f"mosaic.overlap {overlap}: must be in [0, 0.5)")
-    if band < 1: raise InputError(f"--band {band}: must be at least 1")
-    if candidates < 1: raise InputError(f"--candidates {candidates}: must be at least 1")
+    "Grow a `spec.rows x spec.cols` tile mosaic, streamed band by band, into a Cloud-Optimised GeoTIFF (and its mask); return a summary."
+    spec.check()
     t0 = time.perf_counter()
-    g = read_guide(guide, rows, cols, db_range) if guide else None
-    k = candidates if g else 1
-    s = read_seed(seed_image, rows, cols, tile_size, seed_mode if seed_image else 'none', seed_row, seed_col, seed_mask, db_range)
-    if s['bands'] not in (None, bands): raise InputError(f"{seed_image}: has {s['bands']} band(s), the model generates {bands}; pass a seed of the model's kind")
-    mode = seed_mode if seed_image else 'none'
-    nr = sum(1 for r, c in s['cells'] if c == 0); nc = sum(1 for r, c in s['cells'] if r == 0)
-    T, H, W = tile_size, rows * tile_size, cols * tile_size
-    if g and not seed_image:          # the mosaic covers the guide's extent
-        s.update(crs=g['crs'], transform=tuple(rasterio.Affine(*g['transform']) * rasterio.Affine.scale(g['width'] / W, g['height'] / H))[:6])
-    prof = dict(driver='GTiff', width=W, height=H, crs=s['crs'], transform=rasterio.Affine(*s['transform']), tiled=True,
-                blockxsize=_block(W), blockysize=_block(H), BIGTIFF='IF_SAFER')
-    real, stats = set(s['tiles']), DriftStats(T)
-    h = int(round(overlap * T))
-    bar = _bar(rows, progress)
+    guide = read_guide(spec.guide, spec.rows, spec.cols, spec.db_range) if spec.guide else None
+    seed = read_seed(start, spec.rows, spec.cols, tile_size, spec.db_range)
+    if seed.bands not in (None, bands): raise InputError(f"{start.image}: has {seed.bands} band(s), the model generates {bands}; pass a seed of the model's kind")
+    height, width = spec.rows * tile_size, spec.cols * tile_size
+    if guide and not start.image:          # the mosaic covers the guide's extent
+        seed.crs, seed.transform = guide['crs'], tuple(rasterio.Affine(*guide['transform']) * rasterio.Affine.scale(guide['width'] / width, guide['height'] / height))[:6]
+    prof = dict(driver='GTiff', width=width, height=height, crs=seed.crs, transform=rasterio.Affine(*seed.transform), tiled=True,
+                blockxsize=_block(width), blockysize=_block(height), BIGTIFF='IF_SAFER')
+    real, stats = set(seed.tiles), DriftStats(tile_size)
+    blend_px = int(round(spec.overlap * tile_size))
+    bar = _bar(spec.rows, progress)
     mpath = mask_path(out)
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20), atomic_path(out) as po, atomic_path(mpath) as pm:
-        si, sm = po.with_name(po.name + '.strips.tif'), pm.with_name(pm.name + '.strips.tif')
+    with rasterio.Env(GDAL_CACHEMAX=spec.cache_mb * 2**20), atomic_path(out) as tmp_img, atomic_path(mpath) as tmp_mask:
+        strips_img, strips_mask = tmp_img.with_name(tmp_img.name + '.strips.tif'), tmp_mask.with_name(tmp_mask.name + '.strips.tif')
         try:
-            with rasterio.open(si, 'w', count=bands, dtype=s['dtype'], **prof) as img_ds, \
-                 rasterio.open(sm, 'w', count=1, dtype='uint8', nodata=255, **prof) as msk_ds:
-                buf = _Rows(T, cols, bands + 1)
-                for r0 in range(0, rows, band):
-                    r1 = min(rows, r0 + band)
+            with rasterio.open(strips_img, 'w', count=bands, dtype=seed.dtype, **prof) as img_ds, \
+                 rasterio.open(strips_mask, 'w', count=1, dtype='uint8', nodata=255, **prof) as msk_ds:
+                buf = _Rows(tile_size, spec.cols, bands + 1)
+                for r0 in range(0, spec.rows, spec.band):
+                    r1 = min(spec.rows, r0 + spec.band)
                     buf.drop_below(r0 - 2)
                     for r in range(r0, r1): buf.new(r)
-                    for step in range(cols + r1 - r0 - 1):
-                        cells = [(r0 + i, step - i) for i in range(r1 - r0) if 0 <= step - i < cols]
-                        done = _wave_step(complete, buf, cells, s, T, bands, method, seed, _tile_seed(seed, r0, step), g, k)
-                        if method == 'blend':
-                            for r, c in done: _blend_tile(buf, r, c, real, bands, h)
-                    for r in range(max(r0 - 1, 0), r1 - 1): _flush(buf, r, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
+                    for step in range(spec.cols + r1 - r0 - 1):
+                        cells = [(r0 + i, step - i) for i in range(r1 - r0) if 0 <= step - i < spec.cols]
+                        done = _wave_step(complete, buf, cells, seed, spec, bands, _tile_seed(spec.seed, r0, step), guide)
+                        if spec.method == 'blend':
+                            for r, c in done: _blend_tile(buf, r, c, real, bands, blend_px)
+                    for r in range(max(r0 - 1, 0), r1 - 1): _flush(buf, r, img_ds, msk_ds, stats, seed, bands)
                     bar.update(r1 - r0)
-                _flush(buf, rows - 1, img_ds, msk_ds, stats, s, mode, nr, nc, bands)
+                _flush(buf, spec.rows - 1, img_ds, msk_ds, stats, seed, bands)
             bar.close()
-            to_cog(si, po, 'average'); to_cog(sm, pm, 'nearest')
+            to_cog(strips_img, tmp_img, 'average'); to_cog(strips_mask, tmp_mask, 'nearest')
         finally:
-            for p in (si, sm): p.unlink(missing_ok=True)
+            for p in (strips_img, strips_mask): p.unlink(missing_ok=True)
     with rasterio.open(out) as ds: overviews = ds.overviews(1)
-    ref = reference_stats(reference if reference is not None else np.stack([t for t, _ in s['tiles'].values()])) \
-          if (reference is not None or s['tiles']) else None
+    ref = reference_stats(reference if reference is not None else np.stack([t for t, _ in seed.tiles.values()])) \
+          if (reference is not None or seed.tiles) else None
     curves = drift_curves(stats, ref) if ref else []
     gen = [stats.acc[d] for d in stats.acc if d > 0]
     seam_n, inner_n = sum(a['seam_n'] for a in gen), sum(a['inner_n'] for a in gen)
     score = (sum(a['seam'] for a in gen) / seam_n) / (sum(a['inner'] for a in gen) / inner_n) if seam_n and inner_n else None
-    return dict(out=str(out), mask=str(mpath), shape=[H, W, bands], tiles=[rows, cols], method=method, seed_mode=mode,
-                real_tiles=len(real), seconds=round(time.perf_counter() - t0, 3), seam_score=score,
+    return dict(out=str(out), mask=str(mpath), shape=[height, width, bands], tiles=[spec.rows, spec.cols], method=spec.method,
+                seed_mode=seed.mode, real_tiles=len(real), seconds=round(time.perf_counter() - t0, 3), seam_score=score,
                 peak_rss_mb=peak_rss_mb(), drift=curves, drift_summary=drift_summary(curves) if curves else None, overviews=overviews,
-                guide=g and dict(path=g['path'], candidates=k, **guide_agreement(out, g, db_range)))
+                guide=guide and dict(path=guide['path'], candidates=spec.candidates, **guide_agreement(out, guide, spec.db_range)))
 
 def to_cog(src:str|Path, # a GeoTIFF
            dst:str|Path, # the Cloud-Optimised GeoTIFF to write
@@ -648,13 +677,13 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
     if out is None: raise InputError("--out is required: the GeoTIFF to write")
     cfg = load_profile(profile)
     bands = open_scene(seed_image).count if seed_image else cfg.sat.bands
-    gsc = open_scene(guide) if guide else None
-    rows, cols = rows or (gsc.height if gsc else cfg.mosaic.rows), cols or (gsc.width if gsc else cfg.mosaic.cols)
-    complete, T, bands = load_completer(run, cfg.sat.tile_size, bands)
-    res = grow_mosaic(complete, rows, cols, out, T, bands, method or cfg.mosaic.method,
-                      cfg.mosaic.overlap, seed_image, seed_mode, seed_row, seed_col, seed_mask, seed,
-                      db_range=tuple(cfg.sat.db_range), progress=not quiet, band=band or cfg.mosaic.band, guide=guide,
-                      candidates=cfg.mosaic.candidates if candidates is None else candidates)
+    coarse = open_scene(guide) if guide else None
+    spec = MosaicSpec(rows or (coarse.height if coarse else cfg.mosaic.rows), cols or (coarse.width if coarse else cfg.mosaic.cols),
+                      method or cfg.mosaic.method, cfg.mosaic.overlap, seed, guide,
+                      cfg.mosaic.candidates if candidates is None else candidates, tuple(cfg.sat.db_range), band or cfg.mosaic.band)
+    complete, tile_size, bands = load_completer(run, cfg.sat.tile_size, bands)
+    res = grow_mosaic(complete, spec, out, tile_size, bands, SeedSpec(seed_image, seed_mode, seed_row, seed_col, seed_mask),
+                      progress=not quiet)
     res['drift_summary'] = res['drift_summary'] and {k: v['slope'] for k, v in res['drift_summary'].items()}
     res['seam_score_by_distance'] = [c['seam_score'] for c in res['drift']]
     return res
