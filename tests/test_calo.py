@@ -6,6 +6,8 @@ from tilegan_core.core import InputError
 from tilegan_core.calo.data import read_calo_h5, write_calo_h5, to_tfrecords, calo_dataset, postprocess, ECAL_SCALE, FILE_UNIT
 from conftest import run, last_json, one_line_error
 
+pytestmark = pytest.mark.xdist_group('calo')  # one worker builds the module's data fixtures once
+
 BIN = Path(sys.executable).parent
 
 

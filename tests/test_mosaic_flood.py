@@ -110,9 +110,9 @@ def test_mosaic_refuses_a_seed_with_nodata(tmp_path):
 @pytest.mark.slow
 def test_validate_flood_on_real_tiles(tmp_path):
     from tilegan_core.sat.scenes import make_sar_scenes
-    from tilegan_core.sat.data import tile_scenes
+    from tilegan_core.sat.data import tile_scenes, TilingSpec, SplitSpec
     pairs = make_sar_scenes(tmp_path/'scenes', 4, 64, 4, seed=1)
-    tile_scenes(pairs, tmp_path/'tiles', 16, 16, split='scene', val_fraction=0.0, test_fraction=0.25)
+    tile_scenes(pairs, tmp_path/'tiles', TilingSpec(16, stride=16), SplitSpec(method='scene', val_fraction=0.0, test_fraction=0.25))
     res = last_json(run('tilegan-validate', 'flood', '--run', 'copy', '--data', tmp_path/'tiles', '--out', tmp_path/'v.json',
                         '--set', 'flood.seeds=[0,1],flood.real_fractions=[1.0],flood.epochs=1,flood.filters=4,flood.depth=2', '--json'))
     for s in ('real_only', 'real_plus_synthetic', 'synthetic_only'):

@@ -10,9 +10,11 @@ import rasterio
 from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 
-from tilegan_core.sat.data import tile_scenes, sat_dataset, read_metadata, denormalise, open_scene, MaskReader
+from tilegan_core.sat.data import tile_scenes, TilingSpec, SplitSpec, sat_dataset, read_metadata, denormalise, open_scene, MaskReader
 from tilegan_core.sat.scenes import sar_scene, write_sar_scene, blue_marble_geotiff
 from tilegan_core.core import InputError
+
+pytestmark = pytest.mark.xdist_group('sat_data')  # one worker builds the module's data fixtures once
 
 BIN = Path(sys.executable).parent
 CLI = str(BIN/'tilegan-sat-tiles')
@@ -55,7 +57,7 @@ def data(tmp_path_factory):
         s1=_start(s1, '--mask', s1_l, '--tile-size', 16, '--stride', 16, '--out', d/'t_s1', '--split', 'none'),
         bm=_start(bm, '--mask', bm_w, '--tile-size', 128, '--out', d/'t_bm', '--split', 'none'))
     res = {k: _finish(p) for k, p in procs.items()}
-    tile_scenes([(uno, uno_gj)], d/'t_gj', 16, split='none')      # the same scene with its GeoJSON mask, in-process
+    tile_scenes([(uno, uno_gj)], d/'t_gj', TilingSpec(16), SplitSpec(method='none'))      # the same scene with its GeoJSON mask, in-process
     return dict(dir=d, scene=s, uno=uno, uno2=d/'uno2.tif', uno_m=uno_m, uno_gj=uno_gj, s1=s1, s1_l=s1_l, bm=bm, bm_w=bm_w, res=res)
 
 
@@ -156,8 +158,7 @@ def test_mask_on_other_grid_is_reprojected(data, tmp_path):
 
 
 def test_block_split_has_no_neighbours_across_splits(data, tmp_path):
-    meta = tile_scenes([(data['uno'], data['uno_m'])], tmp_path/'b', tile_size=8, stride=8, split='block', block=2,
-                       val_fraction=0.25, test_fraction=0.25, seed=1)
+    meta = tile_scenes([(data['uno'], data['uno_m'])], tmp_path/'b', TilingSpec(8, stride=8), SplitSpec(method='block', val_fraction=0.25, test_fraction=0.25, block=2, seed=1))
     assert all(meta['counts'][s] > 0 for s in ('train', 'val', 'test'))
     boxes = {}
     for s in ('train', 'val', 'test'):
@@ -174,8 +175,7 @@ def test_block_split_has_no_neighbours_across_splits(data, tmp_path):
 
 def test_scene_split_and_min_water(data, tmp_path):
     pairs = [(data['uno'], data['uno_m']), (data['uno2'], data['uno_gj']), (data['uno'], data['uno_gj'])]
-    meta = tile_scenes(pairs, tmp_path/'s', tile_size=8, min_water=0.3, split='scene', val_fraction=0.34,
-                       test_fraction=0.34)
+    meta = tile_scenes(pairs, tmp_path/'s', TilingSpec(8, min_water=0.3), SplitSpec(method='scene', val_fraction=0.34, test_fraction=0.34))
     assert sorted(s['split'] for s in meta['sources']) == ['test', 'train', 'val']
     assert meta['skipped']['low_water'] > 0
     for s in ('train', 'val', 'test'):
@@ -206,11 +206,11 @@ def test_bad_inputs(data, tmp_path):
     png = _write(tmp_path/'img.png', np.ones((32, 32), np.uint8), driver='PNG')
     two = _write(tmp_path/'two.tif', np.ones((2, 32, 32), np.uint8))
     far = _write(tmp_path/'far.tif', np.ones((64, 64), np.uint8), transform=from_origin(100000, 1000000, 10, 10), crs='EPSG:32736')
-    for args, msg in [(([png], out, 8), r'img\.png: is a PNG raster, not a GeoTIFF'),
-                      (([two], out, 8), r'two\.tif: 2 band\(s\) of uint8 is not a supported layout'),
-                      (([data['uno']], out, 8, None, 0.0, 'none', 0.2, 0.2, 4, (-25, 5), 0, 512, 2), r'uno\.tif: has 1 band\(s\), expected 2'),
-                      (([(data['uno'], far)], out, 8), r'far\.tif: mask lies outside the extent of uno\.tif'),
-                      (([data['uno']], out, 128), r'uno\.tif: a 2x2 sample of tile size 128 needs 256 x 256 pixels')]:
+    for args, msg in [(([png], out, TilingSpec(8)), r'img\.png: is a PNG raster, not a GeoTIFF'),
+                      (([two], out, TilingSpec(8)), r'two\.tif: 2 band\(s\) of uint8 is not a supported layout'),
+                      (([data['uno']], out, TilingSpec(8, db_range=(-25, 5), bands=2), SplitSpec('none')), r'uno\.tif: has 1 band\(s\), expected 2'),
+                      (([(data['uno'], far)], out, TilingSpec(8)), r'far\.tif: mask lies outside the extent of uno\.tif'),
+                      (([data['uno']], out, TilingSpec(128)), r'uno\.tif: a 2x2 sample of tile size 128 needs 256 x 256 pixels')]:
         with pytest.raises(InputError, match=msg) as e: tile_scenes(*args)
         assert '\n' not in str(e.value)
     assert not out.exists() or not any(out.iterdir())               # nothing written by any failed run
@@ -219,7 +219,7 @@ def test_bad_inputs(data, tmp_path):
 def test_failure_leaves_no_shard(data, tmp_path):
     blank = _write(tmp_path/'blank.tif', np.zeros((64, 64), np.uint8), nodata=0)
     with pytest.raises(InputError, match='every pixel is nodata'):
-        tile_scenes([data['uno'], blank], tmp_path/'o', tile_size=8, split='none', shard_size=4)
+        tile_scenes([data['uno'], blank], tmp_path/'o', TilingSpec(8, shard_size=4), SplitSpec(method='none'))
     assert list((tmp_path/'o').iterdir()) == []                     # shards of the first scene are removed too
 
 

@@ -26,19 +26,12 @@ def tiles(tmp_path_factory):
     return d/'tiles'
 
 
-@pytest.fixture(scope='module')
-def custom_run(tiles, tmp_path_factory):
-    "Custom loop to step 9 (mid GAN stage 0), then resumed to step 12 (into the 8-px fade-in)."
-    out = tmp_path_factory.mktemp('run')/'custom'
+@pytest.mark.slow
+def test_custom_loop_resume_mid_stage_then_complete(tiles, tmp_path):
+    "Custom loop to step 9 (mid GAN stage 0), resumed to step 12 (into the 8-px fade-in); the exported model completes real samples."
+    out = tmp_path/'custom'
     a = last_json(run('tilegan-train', 'sat', '--data', tiles, '--out', out, '--loop', 'custom', '--steps', 9, *_sets(), '--json'))
     b = last_json(run('tilegan-train', 'sat', '--data', tiles, '--out', out, '--loop', 'custom', '--steps', 12, '--resume', *_sets(), '--json'))
-    return out, a, b
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group('tile_gan_run')
-def test_custom_loop_and_resume_mid_stage(custom_run):
-    out, a, b = custom_run
     assert (a['status'], a['final_step'], a['checkpoint_step']) == ('done', 9, 9)
     assert a['phase'] == 1.0 and a['stage'] == 0.0            # step 9: GAN phase, first stage
     assert (b['start_step'], b['final_step']) == (9, 12)
@@ -50,23 +43,15 @@ def test_custom_loop_and_resume_mid_stage(custom_run):
     gan = [r for r in steps if r.get('phase') == 1.0]
     assert gan and all(r['g_spectral'] > 0 for r in gan)    # the generator's spectral term is on and logged
     assert (out/'models'/'cprogan.json').exists() and (out/'models'/'generator.weights.h5').exists()
+    check_completions(out/'models', tiles)
 
 
-@pytest.mark.slow
-def test_builtin_loop(tiles, tmp_path):
-    s = last_json(run('tilegan-train', 'sat', '--data', tiles, '--out', tmp_path/'b', '--loop', 'builtin', '--steps', 8, *_sets(), '--json'))
-    assert (s['status'], s['loop'], s['final_step']) == ('done', 'builtin', 8)
-    assert s['phase'] == 1.0 and np.isfinite(s['d_loss']) and s['d_loss'] != 0
-    assert (tmp_path/'b'/'models'/'cprogan.json').exists()
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group('tile_gan_run')
-def test_completions_and_metrics_on_real_samples(custom_run, tiles):
+def check_completions(models, tiles):
+    "The exported networks complete held-out real samples, seeded, and score against the baselines."
     from tilegan_core.sat.cprogan import load_model, heldout_samples, evaluate_completions, complete
     from tilegan_core.sat.wae import quadrants
     from tilegan_core.sat.metrics import METRICS, seam_score
-    net = load_model(custom_run[0]/'models')
+    net = load_model(models)
     images, masks = heldout_samples(tiles, 'test', limit=16)
     assert images.shape[1:] == (16, 16, 1) and masks.shape[1:] == (16, 16, 1)
     tile, mask = complete(net, quadrants(images)[:3], seed=0)
@@ -80,6 +65,14 @@ def test_completions_and_metrics_on_real_samples(custom_run, tiles):
     assert 0.6 < scores['real']['seam_score'] < 1.6, scores['real']
     assert scores['inpaint']['seam_score'] < scores['real']['seam_score']
     assert seam_score(images, images) == scores['real']['seam_score']
+
+
+@pytest.mark.slow
+def test_builtin_loop(tiles, tmp_path):
+    s = last_json(run('tilegan-train', 'sat', '--data', tiles, '--out', tmp_path/'b', '--loop', 'builtin', '--steps', 8, *_sets(), '--json'))
+    assert (s['status'], s['loop'], s['final_step']) == ('done', 'builtin', 8)
+    assert s['phase'] == 1.0 and np.isfinite(s['d_loss']) and s['d_loss'] != 0
+    assert (tmp_path/'b'/'models'/'cprogan.json').exists()
 
 
 def test_bad_inputs(tiles, tmp_path):

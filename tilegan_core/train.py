@@ -47,11 +47,11 @@ def run_training(task:str, # 'sat', 'calo' or 'toy'
                  progress:bool=True, # progress bar on stderr (chief only)
                 ):
     "Configure devices, build the strategy and the task, train, and (chief) write the run folder; returns the summary."
-    from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config, check_tpu_input
     tr, out = cfg.train, str(out)
     if task in DATA_CHECKS:
         mod, fn = DATA_CHECKS[task].split(':')
         getattr(importlib.import_module(mod), fn)(cfg, data)
+    from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config, check_tpu_input
     builder = task_builder(task)
     configure_devices(tr.replicas if tr.strategy == 'mirrored' else 1)  # first: before TensorFlow starts
     strategy = make_strategy(tr.strategy, tr.replicas)

@@ -28,8 +28,9 @@ from ..manifests import sha256
 __all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'scene_format', 'band_names', 'Scene', 'open_scene', 'norm_spec', 'spec_affine',
            'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits', 'block_grids', 'BlockSplit',
            'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs', 'scene_samples', 'ShardWriter',
-           'SplitWarning', 'tile_scenes', 'read_metadata', 'training_metadata', 'sample_decoder', 'sat_dataset',
-           'downsample', 'split_tiles', 'sat_tiles_cli', 'write_large_scene', 'tiling_benchmark']
+           'SplitWarning', 'TilingSpec', 'SplitSpec', 'tile_scenes', 'read_metadata', 'training_metadata',
+           'sample_decoder', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli', 'write_large_scene',
+           'tiling_benchmark']
 
 # %% ../../nbs/10_sat_data.ipynb #935c2705
 def _tf():
@@ -527,25 +528,39 @@ def _check_append(out, old, new, shas):
         if h in have: raise InputError(f"{p}: already in the data set in {out} (as {Path(have[h]['image']).name}, split {have[h].get('split')}); remove it from the sources")
 
 # %% ../../nbs/10_sat_data.ipynb #b6798545
+@dataclass(frozen=True)
+class TilingSpec:
+    "How scenes are cut into 2x2 samples: tile size and stride, which samples and bands are kept, the dB scaling, the shard size."
+    tile_size:int # tile edge T in pixels; a sample is 2T x 2T
+    stride:int|None=None # pixels between samples (default 2T: no overlap)
+    min_water:float=0.0 # keep only samples with at least this water fraction
+    db_range:tuple|list|None=None # SAR dB ranges: None (VV, VH defaults), one (low, high) pair, or one pair per band
+    bands:int|None=None # required band count (None: any supported layout)
+    select:tuple|None=None # 1-based bands to read, in order (None: all), e.g. (4, 3, 2)
+    shard_size:int=512 # samples per shard
+
+@dataclass(frozen=True)
+class SplitSpec:
+    "How samples are assigned to train, validation and test."
+    method:str='block' # 'block', 'scene' or 'none' (everything in train); `csv` makes it 'csv'
+    val_fraction:float=0.2 # share of blocks/scenes for validation
+    test_fraction:float=0.2 # share of blocks/scenes for testing
+    block:int=4 # block edge in samples (method 'block')
+    seed:int=0 # seed of the assignment
+    csv:list|None=None # Sen1Floods11 split CSVs ('PATH' or 'NAME=PATH'): chips go to the splits they list
+
 def tile_scenes(scenes:list, # image paths, or (image, mask) pairs (mask may be None); see `find_scenes`
                 out_dir:str|Path, # folder for the shards and metadata.json
-                tile_size:int, # tile edge T in pixels; a sample is 2T x 2T
-                stride:int|None=None, # pixels between samples (default 2T: no overlap)
-                min_water:float=0.0, # keep only samples with at least this water fraction
-                split:str='block', # 'block', 'scene' or 'none' (everything in train); `split_csv` makes it 'csv'
-                val_fraction:float=0.2, # share of blocks/scenes for validation
-                test_fraction:float=0.2, # share of blocks/scenes for testing
-                block:int=4, # block edge in samples (split='block')
-                db_range=None, # SAR dB ranges: None (VV, VH defaults), one (low, high) pair, or one pair per band
-                seed:int=0, # seed of the split assignment
-                shard_size:int=512, # samples per shard
-                bands:int|None=None, # required band count (None: any supported layout)
-                select:tuple|None=None, # 1-based bands to read, in order (None: all), e.g. (4, 3, 2)
-                split_csv:list|None=None, # Sen1Floods11 split CSVs ('PATH' or 'NAME=PATH'): chips go to the splits they list
+                tiling:TilingSpec, # how samples are cut
+                splits:SplitSpec=SplitSpec(), # how they are split
                 append:bool=False, # add to the data set already in `out_dir`
                 overwrite:bool=False, # replace the data set already in `out_dir`
                ):
     "Cut 2x2 samples from GeoTIFF scenes into TFRecord shards plus `metadata.json`; return the metadata."
+    tile_size, stride, min_water, db_range, bands, select = (tiling.tile_size, tiling.stride, tiling.min_water, tiling.db_range,
+                                                             tiling.bands, tiling.select)
+    split, val_fraction, test_fraction, block, seed, split_csv = (splits.method, splits.val_fraction, splits.test_fraction,
+                                                                  splits.block, splits.seed, splits.csv)
     if not isinstance(tile_size, int) or tile_size < 1: raise InputError(f"--tile-size {tile_size!r}: must be a positive integer")
     stride = stride or 2 * tile_size
     if stride < 1: raise InputError(f"--stride {stride}: must be positive")
@@ -581,7 +596,7 @@ def tile_scenes(scenes:list, # image paths, or (image, mask) pairs (mask may be 
     plan = dict(split=split, scene_split=scene_split, grids=grids, left_out=left_out,
                 split_info=dict(method=split, block=block, gap=tile_size, val_fraction=val_fraction, test_fraction=test_fraction,
                                 seed=seed, csv=[str(c) for c in split_csv] if split_csv else None))
-    meta = _tile(pairs, sc, shas, out, layout, plan, min_water, shard_size, len(old['sources']) if append and old else 0)
+    meta = _tile(pairs, sc, shas, out, layout, plan, min_water, tiling.shard_size, len(old['sources']) if append and old else 0)
     for w in meta['warnings']: warnings.warn(w, SplitWarning, stacklevel=2)
     if append and old: meta = _merge(old, meta)
     write_json_atomic(meta, out/'metadata.json')
@@ -753,15 +768,14 @@ def sat_tiles_cli(source:Annotated[str, dict(nargs='+')], # GeoTIFF scenes, quot
         v = _numbers('--db-range', db_range)
         if len(v) % 2: raise InputError(f"--db-range {db_range!r}: give LOW,HIGH pairs, e.g. --db-range=-25,5,-35,-5")
         rng = tuple(v) if len(v) == 2 else [tuple(v[i:i + 2]) for i in range(0, len(v), 2)]
+    tiling = TilingSpec(tile_size, stride, min_water, rng, select=_numbers('--bands', bands, int) if bands else None)
+    splits = SplitSpec(split, cfg.val_fraction if val_fraction is None else val_fraction,
+                       cfg.test_fraction if test_fraction is None else test_fraction, block, seed, split_csv)
     pairs = find_scenes(source, mask, chips)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('ignore')
         warnings.simplefilter('always', SplitWarning)
-        meta = tile_scenes(pairs, out, tile_size, stride, min_water, split,
-                           cfg.val_fraction if val_fraction is None else val_fraction,
-                           cfg.test_fraction if test_fraction is None else test_fraction, block, rng, seed,
-                           select=_numbers('--bands', bands, int) if bands else None, split_csv=split_csv,
-                           append=append, overwrite=overwrite)
+        meta = tile_scenes(pairs, out, tiling, splits, append=append, overwrite=overwrite)
     warned = [str(w.message) for w in caught if issubclass(w.category, SplitWarning)]
     for w in warned: print(f"{Path(sys.argv[0]).name}: warning: {w}", file=sys.stderr, flush=True)
     return dict(count=meta['count'], tile_size=tile_size, bands=meta['bands'], band_names=meta['band_names'], crs=meta['crs'],
@@ -785,11 +799,11 @@ def write_large_scene(path:str|Path, # the GeoTIFF to write
 
 _BENCH = """
 import json, resource, sys, time
-from tilegan_core.sat.data import tile_scenes, _tf
+from tilegan_core.sat.data import tile_scenes, TilingSpec, SplitSpec, _tf
 _tf()
 imp = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-meta = tile_scenes([sys.argv[1]], sys.argv[2], int(sys.argv[3]), split='none')
+meta = tile_scenes([sys.argv[1]], sys.argv[2], TilingSpec(int(sys.argv[3])), SplitSpec(method='none'))
 print(json.dumps(dict(samples=meta['count'], tiling_seconds=time.perf_counter() - t, import_rss_mb=imp / 1024,
                       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """

@@ -14,7 +14,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from scipy import ndimage
 from ..core import InputError, atomic_path, write_json_atomic
-from .data import tile_scenes, read_metadata, sat_dataset, normalise, norm_spec
+from .data import tile_scenes, TilingSpec, SplitSpec, read_metadata, sat_dataset, normalise, norm_spec
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'LAND', 'SEA', 'LAKE', 'BM_SIZE', 'PIXEL_M', 'NESZ_DB', 'EFFECTS', 'KINDS', 'blue_marble_files',
@@ -355,8 +355,8 @@ def embedded_sar(work_dir:str|Path, # the experiments' shared work folder
                   min_water=sat['min_water_fraction'], val=sat['val_fraction'], test=sat['test_fraction'], seed=seed)
     if not _fresh(d['sar_tiles'], recipe):
         pairs = make_sar_scenes(d['sar_scenes'], sat['n_scenes'], sat['scene_size'], sat['looks'], tuple(sat['db_range']), seed)
-        tile_scenes(pairs, d['sar_tiles'], sat['tile_size'], sat['stride'], sat['min_water_fraction'], 'scene',
-                    sat['val_fraction'], sat['test_fraction'], db_range=tuple(sat['db_range']), seed=seed, overwrite=True)
+        tile_scenes(pairs, d['sar_tiles'], TilingSpec(sat['tile_size'], sat['stride'], sat['min_water_fraction'], tuple(sat['db_range'])),
+                    SplitSpec('scene', sat['val_fraction'], sat['test_fraction'], seed=seed), overwrite=True)
         write_json_atomic(recipe, d['sar_tiles']/'recipe.json')
     return d['sar_tiles']
 
@@ -370,8 +370,8 @@ def embedded_optical(work_dir:str|Path, # the experiments' shared work folder
                   val=sat['val_fraction'], test=sat['test_fraction'], seed=seed)
     if not _fresh(d['optical_tiles'], recipe):
         img, water = blue_marble_geotiff(d['optical_scenes'])
-        tile_scenes([(img, water)], d['optical_tiles'], sat['tile_size'], sat['stride'], sat['min_water_fraction'], 'block',
-                    sat['val_fraction'], sat['test_fraction'], seed=seed, overwrite=True)
+        tile_scenes([(img, water)], d['optical_tiles'], TilingSpec(sat['tile_size'], sat['stride'], sat['min_water_fraction']),
+                    SplitSpec('block', sat['val_fraction'], sat['test_fraction'], seed=seed), overwrite=True)
         write_json_atomic(recipe, d['optical_tiles']/'recipe.json')
     return d['optical_tiles']
 
