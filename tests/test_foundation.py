@@ -17,6 +17,7 @@ def test_every_command_has_help(script):
     assert r.stderr == '', r.stderr  # nothing loads TensorFlow on import, so none of its start-up lines get through
 
 
+@pytest.mark.slow
 def test_commands_print_no_tensorflow_startup_lines(tmp_path):
     r = run('tilegan-bench', '--model', 'toy', '--replicas', 1, '--steps', 1, '--warmup', 0, '--json')
     assert last_json(r)['runs'] and r.stderr.strip() == '', r.stderr   # TensorFlow loaded, silently

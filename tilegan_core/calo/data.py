@@ -226,13 +226,13 @@ def to_tfrecords(h5_files:list, # calorimeter HDF5 files to convert
                  chunk:int=256, # events read at a time
                 ):
     "Convert HDF5 files to GZIP TFRecord shards `prefix-00000.tfrecord.gz`, ... and `manifest.json`; returns the shard paths."
-    import tensorflow as tf
     if events_per_shard < 1: raise InputError(f"--shard-events {events_per_shard}: must be >= 1")
     srcs = [h5_layout(h, angle) for h in ([h5_files] if isinstance(h5_files, (str, Path)) else h5_files)]
     if not srcs: raise InputError("no HDF5 files to convert")
     out_dir = Path(out_dir)
     if out_dir.is_dir() and (list(out_dir.glob('*.tfrecord*')) or (out_dir/MANIFEST).exists()):
         raise InputError(f"{out_dir}: already holds shards; convert into a new or empty folder")
+    import tensorflow as tf  # only now: bad input is refused without loading it
     shards, buf = [], []
     def flush():
         dest = out_dir/f'{prefix}-{len(shards):05d}.tfrecord.gz'
