@@ -531,8 +531,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                           'tilegan_core.sat.cprogan._Both': ('sat_cprogan.html#_both', 'tilegan_core/sat/cprogan.py'),
                                           'tilegan_core.sat.cprogan._Both.__init__': ( 'sat_cprogan.html#_both.__init__',
                                                                                        'tilegan_core/sat/cprogan.py'),
-                                          'tilegan_core.sat.cprogan._data_meta': ( 'sat_cprogan.html#_data_meta',
-                                                                                   'tilegan_core/sat/cprogan.py'),
                                           'tilegan_core.sat.cprogan._parse_fn': ( 'sat_cprogan.html#_parse_fn',
                                                                                   'tilegan_core/sat/cprogan.py'),
                                           'tilegan_core.sat.cprogan._phase_stage': ( 'sat_cprogan.html#_phase_stage',

@@ -274,11 +274,6 @@ class PhaseLR(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self): return dict(lr=self.lr, start=self.start, stop=self.stop, beta1=self.beta1, beta2=self.beta2)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #18b7e8ca
-def _data_meta(data):
-    from tilegan_core.sat.data import read_metadata
-    if not data: raise InputError("--data is required for the satellite GAN: a folder written by tilegan-sat-tiles")
-    return read_metadata(data)
-
 def _parse_fn(meta):
     "One serialised sample -> (image (2T, 2T, bands), mask (2T, 2T, 1)), decoded by `sat.data`."
     from tilegan_core.sat.data import sample_decoder   # sat.data decodes batches; we reuse it for single records
@@ -491,7 +486,7 @@ def load_model_from_checkpoint(run_dir:str|Path, # a custom-loop run folder with
     "The networks at the latest engine checkpoint of `run_dir`."
     latest = tf.train.latest_checkpoint(str(Path(run_dir)/'checkpoints'))
     if not latest: raise InputError(f"{run_dir}: no checkpoints/ of a custom-loop run; train with --loop custom or export the model")
-    meta = _data_meta(data)
+    meta = training_metadata(cfg, data)
     net = CProGan(resolutions(cfg.cprogan.start_res, cfg.sat.tile_size), meta['bands'], cfg.cprogan.noise_dim,
                   cfg.wae.latent_dim, cfg.cprogan.fmap_base, cfg.cprogan.fmap_max, cfg.wae.filters)
     tf.train.Checkpoint(**{f'model_{k}': m for k, m in net.models.items()}).restore(latest).expect_partial()
