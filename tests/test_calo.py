@@ -138,6 +138,7 @@ def test_tfrecords_and_pipeline(tmp_path):
     assert all(b[0].shape[0] == 4 for b in batches) and len(batches) == keep.sum() // 4
 
 
+@pytest.mark.slow   # trains two classifiers
 def test_physics_metrics_pass_for_mc_and_fail_for_a_distorted_mc(mc_file):
     import matplotlib; matplotlib.use('Agg')
     from tilegan_core.calo.mc import simulate_showers, MCParams
@@ -232,6 +233,7 @@ def test_train_refuses_other_layouts_in_one_line(tmp_path, case, msg):
     assert msg in line and str(p) in line
 
 
+@pytest.mark.slow   # runs the whole validation, classifier included
 def test_validate_reads_the_reference_generated_layout(real, tmp_path):
     from tilegan_core.calo.mc import simulate
     g = simulate(24, seed=5)

@@ -30,6 +30,7 @@ print(json.dumps({'files': sorted(g.listdir(out)), 'checkpoints': sorted(g.listd
 '''
 
 
+@pytest.mark.slow   # trains, is killed and resumes
 def test_train_on_bucket_and_resume(tmp_path):
     "`tilegan-train toy --out ram://... --steps 3`, then `--resume`: everything lands on the bucket; a torn save is ignored."
     script = tmp_path/'bucket_runs.py'

@@ -44,7 +44,7 @@ def _run(*args):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    "Real GeoTIFF inputs in both Sentinel-1 layouts plus Blue Marble, tiled by the console script (runs in parallel)."
+    "Real GeoTIFF inputs in both Sentinel-1 layouts plus Blue Marble: one tiled by the console script, the rest in-process."
     d = tmp_path_factory.mktemp('sat')
     s = sar_scene(128, 4, seed=5)
     s['valid'][:] = True; s['valid'][:, :20] = False                # a swath edge: nodata down the left side
@@ -52,12 +52,12 @@ def data(tmp_path_factory):
     _, uno_gj = write_sar_scene(s, d/'uno2.tif', d/'uno_water.geojson', 'unosat')
     s1, s1_l = write_sar_scene(s, d/'s1.tif', d/'s1_label.tif', 'sen1floods11', index=1)
     bm, bm_w = blue_marble_geotiff(d/'bm')
-    procs = dict(
-        uno=_start(uno, '--mask', uno_m, '--tile-size', 16, '--out', d/'t_uno', '--split', 'none'),
-        s1=_start(s1, '--mask', s1_l, '--tile-size', 16, '--stride', 16, '--out', d/'t_s1', '--split', 'none'),
-        bm=_start(bm, '--mask', bm_w, '--tile-size', 128, '--out', d/'t_bm', '--split', 'none'))
-    res = {k: _finish(p) for k, p in procs.items()}
-    tile_scenes([(uno, uno_gj)], d/'t_gj', TilingSpec(16), SplitSpec(method='none'))      # the same scene with its GeoJSON mask, in-process
+    uno_run = _start(uno, '--mask', uno_m, '--tile-size', 16, '--out', d/'t_uno', '--split', 'none')
+    none = SplitSpec(method='none')
+    # the library call the console script makes, without another TensorFlow start-up per data set
+    res = dict(s1=tile_scenes([(s1, s1_l)], d/'t_s1', TilingSpec(16, stride=16), none),
+               bm=tile_scenes([(bm, bm_w)], d/'t_bm', TilingSpec(128), none), uno=_finish(uno_run))
+    tile_scenes([(uno, uno_gj)], d/'t_gj', TilingSpec(16), none)      # the same scene with its GeoJSON mask
     return dict(dir=d, scene=s, uno=uno, uno2=d/'uno2.tif', uno_m=uno_m, uno_gj=uno_gj, s1=s1, s1_l=s1_l, bm=bm, bm_w=bm_w, res=res)
 
 
@@ -349,7 +349,7 @@ def test_rerun_refuses_then_appends_or_overwrites(data, tmp_path):
     assert f"already holds a tiled data set of {first['count']} samples; pass --append" in msg
     assert 'already in the data set' in _one_line_error(_run(data['uno2'], '--tile-size', 16, '--out', out, '--split', 'none', '--append'), 'uno2.tif')
     other, other_m = write_sar_scene(sar_scene(128, 4, seed=6), tmp_path/'other.tif', tmp_path/'other_water.geojson', 'unosat', index=1)
-    two = _finish(_start(other, '--mask', other_m, '--tile-size', 16, '--out', tmp_path/'two', '--split', 'none'))
+    two = tile_scenes([(other, other_m)], tmp_path/'two', TilingSpec(16), SplitSpec(method='none'))   # the other scene alone
     both = _finish(_start(other, '--mask', other_m, '--tile-size', 16, '--out', out, '--split', 'none', '--append'))
     assert both['count'] == first['count'] + two['count'] and both['scenes'] == 2
     assert all((out/n).read_bytes() == b for n, b in shards0.items())           # the first scene's samples are untouched
