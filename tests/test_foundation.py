@@ -88,8 +88,12 @@ def test_bad_profile_override_is_one_line():
 
 @pytest.mark.slow
 def test_reproduce_runs_an_experiment(tmp_path):
-    out = last_json(run('tilegan-reproduce', '--only', 'machine', '--out-dir', tmp_path/'figs',
-                        '--work-dir', tmp_path/'work', '--json'))
+    r = run('tilegan-reproduce', '--only', 'machine', '--out-dir', tmp_path/'figs', '--work-dir', tmp_path/'work', '--json')
+    out = last_json(r)
+    from tilegan_core.cli import STARTUP_NOISE       # the experiment's kernel loads TensorFlow quietly too
+    assert not [l for l in r.stderr.splitlines() if STARTUP_NOISE.search(l)], r.stderr
+    assert 'Unable to parse' not in r.stderr and 'unknown parameter' not in r.stderr, r.stderr   # papermill reads every parameter
+    assert 'IPKernelApp' not in r.stderr, r.stderr
     assert out['experiments'] == 1
     res = json.loads((tmp_path/'figs'/'results.json').read_text())
     assert res['profile'] == 'quick' and res['status'] == {'00_machine': 'ok'}

@@ -10,3 +10,6 @@ __version__ = "0.1.0"
 
 import os as _os
 _os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # before TensorFlow is imported; set it to 0 to opt out
+if _os.environ.get('TILEGAN_TF_LOG') == 'quiet':  # started by a tilegan command (an experiment's kernel, a worker)
+    from .cli import quiet_tensorflow as _quiet
+    _quiet()
