@@ -281,6 +281,7 @@ class ToyTask(GanTask):
     "A tiny conditional GAN on 2-D points (tests, demos)."
     name = 'toy'
     draws = dict(label_flip=0, d_noise=1, g_noise=2)
+    noise_dim, hidden, n_examples = 4, 32, 512  # G's noise size; hidden units of G and D; examples made when `data` is ''
     def __init__(self, strategy, # strategy to build under
                  global_batch:int=16, # examples per step over all replicas
                  steps:int=200, # default schedule length
@@ -288,16 +289,13 @@ class ToyTask(GanTask):
                  lr:float=5e-3, # Adam learning rate of G and D
                  flip:float=0.05, # probability of flipping a real label
                  data:str='', # TFRecord file/folder of toy examples; '' generates `n_examples` in code
-                 n_examples:int=512, # examples generated when `data` is ''
-                 noise_dim:int=4, # G's noise size
-                 hidden:int=32, # hidden units of G and D
                 ):
         super().__init__(strategy, global_batch, steps, seed)
-        self.flip, self.data, self.n_examples, self.noise_dim = flip, data, n_examples, noise_dim
+        self.flip, self.data = flip, data
         set_seed(seed)
         with self.scope():
-            g = self.add_model('generator', _mlp(noise_dim + TOY_CLASSES, hidden, 2, 'generator'))
-            d = self.add_model('discriminator', _mlp(2 + TOY_CLASSES, hidden, 1, 'discriminator'))
+            g = self.add_model('generator', _mlp(self.noise_dim + TOY_CLASSES, self.hidden, 2, 'generator'))
+            d = self.add_model('discriminator', _mlp(2 + TOY_CLASSES, self.hidden, 1, 'discriminator'))
             self.add_optimizer('g', keras.optimizers.Adam(lr, beta_1=0.5), g)
             self.add_optimizer('d', keras.optimizers.Adam(lr, beta_1=0.5), d)
 

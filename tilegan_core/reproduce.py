@@ -126,7 +126,6 @@ def reproduce(profile:str='quick', # 'quick' or 'paper'
               work_dir:str|Path|None=None, # data and training runs (default: repo work/PROFILE)
               seed:int=0, # random seed for every experiment
               exp_dir:str|Path|None=None, # experiment notebooks (default: repo nbs/experiments/)
-              progress:bool=True, # show per-cell progress
               strict:bool=False, # raise `ClaimsFailed` when a paper's claim does not hold
              ):
     "Run the experiments (needed ones first, reused when unchanged), write `results.json` and `REPORT.md`; return a summary."
@@ -151,7 +150,7 @@ def reproduce(profile:str='quick', # 'quick' or 'paper'
             status[n] = 'reused'; print(f'[{i}/{len(todo)}] {n}: unchanged, reusing its results', flush=True); continue
         print(f'[{i}/{len(todo)}] {n} ...', flush=True); t = time.time()
         kf.unlink(missing_ok=True)
-        try: run_notebook(exp_dir/f'{n}.ipynb', out/'runs'/f'{n}.ipynb', params, progress)
+        try: run_notebook(exp_dir/f'{n}.ipynb', out/'runs'/f'{n}.ipynb', params, progress=sys.stderr.isatty())  # bars on a terminal, not in logs
         except ExperimentFailed:
             status[n] = 'failed'; _write_summary(out, names, profile, cmd, wall, status, budget); raise
         wall[n] = round(time.time() - t, 1); status[n] = 'ok'

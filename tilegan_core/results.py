@@ -6,12 +6,13 @@
 from __future__ import annotations
 import json, os, sys, time, io
 from pathlib import Path
+from dataclasses import dataclass
 from fastcore.basics import AttrDict
 from .core import atomic_path, write_json_atomic, git_commit, now_iso, InputError, repo_root, set_seed
 
 # %% auto #0
-__all__ = ['WORK', 'CLAIMS', 'merge', 'portable', 'markdown_table', 'Experiment', 'work_paths', 'start_experiment', 'collect',
-           'check_claims', 'report_markdown']
+__all__ = ['WORK', 'CLAIMS', 'merge', 'portable', 'markdown_table', 'Experiment', 'work_paths', 'ExperimentParams',
+           'start_experiment', 'collect', 'check_claims', 'report_markdown']
 
 # %% ../nbs/05_results.ipynb #b2c0039b
 def merge(a:dict, b:dict):
@@ -118,14 +119,19 @@ def work_paths(work_dir:str|Path, # the study's shared work folder
     return p
 
 # %% ../nbs/05_results.ipynb #9c78eae6
+@dataclass(frozen=True)
+class ExperimentParams:
+    "What every experiment notebook's `parameters` cell holds, as `tilegan-reproduce` and papermill set it."
+    profile:str='quick' # 'quick' or 'paper'
+    overrides:list|tuple=() # profile overrides, 'key=value'
+    work_dir:str|Path='../../work' # data and training runs shared between experiments
+    out_dir:str|Path='figures' # figures, tables and results sections
+    seed:int=0 # one seed for the profile, Python, NumPy and TensorFlow
+    sat_data:str='' # tiles folder from tilegan-sat-tiles ('' = embedded scenes)
+    calo_data:str='' # folder with train.h5 and test.h5 ('' = parametric MC)
+
 def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its section's name)
-                     profile:str='quick', # 'quick' or 'paper'
-                     overrides:list=(), # profile overrides, 'key=value'
-                     work_dir:str|Path='../../work', # data and training runs shared between experiments
-                     out_dir:str|Path='figures', # figures, tables and results sections
-                     seed:int=0, # one seed for the profile, Python, NumPy and TensorFlow
-                     sat_data:str='', # tiles folder from tilegan-sat-tiles ('' = embedded scenes)
-                     calo_data:str='', # folder with train.h5 and test.h5 ('' = parametric MC)
+                     params:ExperimentParams=ExperimentParams(), # the notebook's parameters
                      needs:list=(), # experiments whose outputs this one reads, e.g. ['tile_gan'] (read by tilegan-reproduce)
                      budget:float|None=None, # target wall seconds on the quick profile, 2 CPU cores (read by tilegan-reproduce)
                      configure=None, # callable(cfg) run before TensorFlow starts (e.g. logical CPU devices)
@@ -133,17 +139,18 @@ def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its
     "Open experiment `name`: runtime and strategy, profile, seeds, shared paths; an `Experiment` with `.cfg`, `.paths`, `.runtime`."
     from tilegan_core.config import load_profile
     from tilegan_core.device import detect_runtime
-    over = [*overrides, f'seed={seed}']
-    cfg = load_profile(profile, over)  # a bad profile or override fails before anything starts
+    p = params
+    over = [*p.overrides, f'seed={p.seed}']
+    cfg = load_profile(p.profile, over)  # a bad profile or override fails before anything starts
     if configure: configure(cfg)
     rt = detect_runtime()
-    cfg = load_profile(profile, [*rt['overrides'], *over])  # the runtime's strategy and batch; the caller's overrides win
+    cfg = load_profile(p.profile, [*rt['overrides'], *over])  # the runtime's strategy and batch; the caller's overrides win
     for need in needs:
-        if not list((Path(out_dir)/'sections').glob(f'*{need}.json')):
-            raise InputError(f"{name} needs {need}, which has not run into {out_dir}: run `tilegan-reproduce --only {name}` (it runs {need} first)")
-    set_seed(seed)
-    exp = Experiment(name, out_dir, profile)
-    exp.cfg, exp.runtime, exp.paths = cfg, rt, work_paths(work_dir, sat_data, calo_data)
+        if not list((Path(p.out_dir)/'sections').glob(f'*{need}.json')):
+            raise InputError(f"{name} needs {need}, which has not run into {p.out_dir}: run `tilegan-reproduce --only {name}` (it runs {need} first)")
+    set_seed(p.seed)
+    exp = Experiment(name, p.out_dir, p.profile)
+    exp.cfg, exp.runtime, exp.paths = cfg, rt, work_paths(p.work_dir, p.sat_data, p.calo_data)
     return exp
 
 # %% ../nbs/05_results.ipynb #69179ae9

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os, re, sys, time, importlib
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before TensorFlow is imported: keep C++ info logs out of the output
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated
 from .core import InputError, write_json_atomic, set_seed, git_commit, now_iso, is_url
 from .config import load_profile, split_overrides
 from .cli import command
 
 # %% auto #0
-__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'task_builder', 'run_training', 'emit_job', 'train_cli']
+__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'task_builder', 'run_training', 'Pods', 'emit_job', 'train_cli']
 
 # %% ../nbs/22_train.ipynb #64a7d285
 def split_sets(sets:list|None, # `--set` values as given
@@ -75,6 +76,13 @@ def run_training(task:str, # 'sat', 'calo' or 'toy'
     return summary
 
 # %% ../nbs/22_train.ipynb #37d7b904
+@dataclass(frozen=True)
+class Pods:
+    "The pods a TFJob runs on: how many, their GPUs and their image."
+    workers:int=2 # worker pods
+    gpus_per_worker:int=1 # GPUs per pod (0: CPU pods)
+    image:str='tilegan:latest' # container image with tilegan installed
+
 def emit_job(dest:str, # the TFJob YAML file to write
              task:str, # 'sat', 'calo' or 'toy'
              profile:str, # profile name
@@ -82,16 +90,14 @@ def emit_job(dest:str, # the TFJob YAML file to write
              out:str, # run folder as the pods see it (a shared volume under /runs, or a bucket URL)
              overrides:list, # the checked `key=value` overrides of this command
              loop:str, # 'builtin' or 'custom'
-             workers:int=2, # worker pods
-             gpus_per_worker:int=1, # GPUs per pod (0: CPU pods)
-             image:str='tilegan:latest', # container image with tilegan installed
+             pods:Pods=Pods(), # the worker pods
             ):
-    "Write the Kubeflow TFJob that runs this training on `workers` pods; returns a summary."
+    "Write the Kubeflow TFJob that runs this training on `pods`; returns a summary."
     from tilegan_core.distribute import train_command, render_tfjob, write_tfjob
     keep = [o for o in overrides if o.split('=', 1)[0] not in ('train.loop', 'train.strategy', 'train.replicas')]
     cmd = train_command(task, profile, data, out, keep, loop)
-    job = render_tfjob(cmd, workers, gpus_per_worker, image, volume_claim=None if is_url(out) else 'tilegan-runs')
-    return dict(tfjob=str(write_tfjob(job, dest)), workers=workers, gpus_per_worker=gpus_per_worker, image=image, command=cmd)
+    job = render_tfjob(cmd, pods.workers, pods.gpus_per_worker, pods.image, volume_claim=None if is_url(out) else 'tilegan-runs')
+    return dict(tfjob=str(write_tfjob(job, dest)), workers=pods.workers, gpus_per_worker=pods.gpus_per_worker, image=pods.image, command=cmd)
 
 # %% ../nbs/22_train.ipynb #3accebb0
 @command
@@ -119,5 +125,5 @@ def train_cli(task:Annotated[str, {'choices': sorted(TASKS)}], # which GAN: 'sat
     for k, v in (('loop', loop), ('strategy', strategy), ('replicas', replicas), ('steps', steps)):
         if v is not None: over.append(f'train.{k}={v}')
     cfg = load_profile(profile, over)  # checks every override before anything is written
-    if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, workers, gpus_per_worker, image)
+    if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, Pods(workers, gpus_per_worker, image))
     return run_training(task, cfg, data, out, resume)

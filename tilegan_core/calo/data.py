@@ -288,13 +288,11 @@ def preprocess(ecal, energy, angle, # raw event: cells in file units, Ep in GeV,
             tf.cast(angle, tf.float32), tf.reduce_sum(ecal))
 
 # %% ../../nbs/30_calo_data.ipynb #68215a9b
-def _pipeline(ds, batch_size, power, min_ecal_sum, shuffle, repeat, cache, seed, drop_remainder):
+def _pipeline(ds, batch_size, power, min_ecal_sum, shuffle, seed, drop_remainder):
     import tensorflow as tf
     ds = ds.filter(lambda e, en, a: tf.reduce_sum(e) > min_ecal_sum)
     ds = ds.map(lambda e, en, a: preprocess(e, en, a, power), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache: ds = ds.cache()
     if shuffle: ds = ds.shuffle(shuffle, seed=seed, reshuffle_each_iteration=True)
-    if repeat: ds = ds.repeat()
     if batch_size: ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -303,13 +301,11 @@ def calo_dataset(files:list, # TFRecord shards from `to_tfrecords`
                  power:float=0.85, # exponent applied to cell energies (profile `calo.power`)
                  min_ecal_sum:float=10.0, # drop events whose ECAL sum (file units) is not above this (`calo.min_ecal_sum`)
                  shuffle:int=0, # shuffle buffer size (shards are then read in parallel); 0 keeps the file order
-                 repeat:bool=False, # repeat forever (the training loop counts steps)
-                 cache:bool=False, # cache preprocessed events in memory after the first pass
                  seed:int|None=None, # shuffle seed
                  drop_remainder:bool=True, # drop the last partial batch (needed by tf.distribute)
                  angle:str='mtheta', # the angle key the shards carry
                 ):
-    "A `tf.data.Dataset` of (ecal**power [...,1], Ep/100, angle, ecal_sum) read from TFRecord shards."
+    "One pass of (ecal**power [...,1], Ep/100, angle, ecal_sum) read from TFRecord shards, as a `tf.data.Dataset` (training reads through the engine's `input_pipeline`)."
     import tensorflow as tf
     files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
     for f in files:
@@ -317,21 +313,20 @@ def calo_dataset(files:list, # TFRecord shards from `to_tfrecords`
     par = min(len(files), 4) if shuffle else None    # interleaved reads only when the order is random anyway
     ds = tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=par)
     return _pipeline(ds.map(lambda r: parse_example(r, angle), num_parallel_calls=tf.data.AUTOTUNE), batch_size, power,
-                     min_ecal_sum, shuffle, repeat, cache, seed, drop_remainder)
+                     min_ecal_sum, shuffle, seed, drop_remainder)
 
 def arrays_dataset(data:dict, # `ecal`, `energy`, `angle` as from `read_calo_h5`
                    batch_size:int|None=None, # global batch size; None for single events
                    power:float=0.85, # exponent applied to cell energies
                    min_ecal_sum:float=10.0, # drop events whose ECAL sum (file units) is not above this
                    shuffle:int=0, # shuffle buffer size; 0 keeps the order
-                   repeat:bool=False, # repeat forever
                    seed:int|None=None, # shuffle seed
                    drop_remainder:bool=True, # drop the last partial batch
                   ):
     "The same pipeline as `calo_dataset`, from arrays in memory (small sets and tests)."
     import tensorflow as tf
     ds = tf.data.Dataset.from_tensor_slices(tuple(np.asarray(data[k], np.float32) for k in ('ecal', 'energy', 'angle')))
-    return _pipeline(ds, batch_size, power, min_ecal_sum, shuffle, repeat, False, seed, drop_remainder)
+    return _pipeline(ds, batch_size, power, min_ecal_sum, shuffle, seed, drop_remainder)
 
 # %% ../../nbs/30_calo_data.ipynb #04a44039
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from .physics import compare, moments
 __all__ = ['GEN_DENSE', 'GEN_CHANNELS', 'GEN_UPSAMPLE', 'GEN_CONVS', 'DISC_CONVS', 'HEADS', 'conv_shape', 'generator_shapes',
            'fold_matrix', 'UpsampleConv3D', 'channels', 'build_generator', 'grid_weights', 'shift_cells',
            'mean_shower_table', 'shower_fluctuations', 'ShowerPrior', 'PriorSpec', 'prior_spec', 'EcalSum', 'EcalAngle',
-           'build_discriminator', 'loss_terms', 'weighted_loss', 'Gan3DTask', 'build_task', 'reference_showers',
-           'physics_curve', 'run_generator', 'generate', 'load_generator', 'step_arrays', 'plot_losses',
-           'plot_convergence']
+           'build_discriminator', 'loss_terms', 'weighted_loss', 'Gan3DParams', 'Gan3DTask', 'build_task',
+           'reference_showers', 'physics_curve', 'run_generator', 'generate', 'load_generator', 'step_arrays',
+           'plot_losses', 'plot_convergence']
 
 # %% ../../nbs/32_calo_gan3d.ipynb #1e21c558
 GEN_DENSE = (9, 9, 8)        # grid of the dense layer's output (its channels are 8 x width)
@@ -345,6 +345,17 @@ def weighted_loss(terms, # per-example losses (N, 4)
     return ops.sum(terms * ops.convert_to_tensor(np.asarray(weights, 'float32'))[None], axis=1)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #3f487887
+@dataclass(frozen=True)
+class Gan3DParams:
+    "The 3DGAN's size and update settings, from the profile's `gan3d` and `calo` sections; the defaults are the paper's."
+    latent_dim:int=256 # latent size (`gan3d.latent_dim`)
+    width:float=1.0 # channel multiplier (`gan3d.width`)
+    lr:float=1e-3 # RMSprop learning rate of G and D (`gan3d.lr`, scaled for replicas)
+    loss_weights:tuple=(3.0, 0.1, 25.0, 0.1) # BCE, Ep MAPE, angle MAE, ECAL-sum MAPE (`gan3d.loss_weights`)
+    label_flip:float=0.05 # probability of flipping a real/fake label (`gan3d.label_flip`)
+    power:float=0.85 # exponent of the cell energies (`calo.power`)
+    min_ecal_sum:float=10.0 # event cut on the ECAL sum (`calo.min_ecal_sum`)
+
 class Gan3DTask(GanTask):
     "The 3DGAN as an engine task: models, RMSprop optimizers, data and the paper's update."
     name = 'gan3d'
@@ -354,27 +365,22 @@ class Gan3DTask(GanTask):
                  data, # HDF5 file(s)/folder, TFRecord shards, or a dict of arrays
                  steps:int=100, # the schedule's length in steps
                  seed:int=0, # weights, data order and in-graph randomness
-                 latent_dim:int=256, # latent size (`gan3d.latent_dim`)
-                 width:float=1.0, # channel multiplier (`gan3d.width`)
-                 lr:float=1e-3, # RMSprop learning rate of G and D (`gan3d.lr`, scaled for replicas)
-                 loss_weights=(3.0, 0.1, 25.0, 0.1), # BCE, Ep MAPE, angle MAE, ECAL-sum MAPE (`gan3d.loss_weights`)
-                 label_flip:float=0.05, # probability of flipping a real/fake label (`gan3d.label_flip`)
-                 power:float=0.85, # exponent of the cell energies (`calo.power`)
-                 min_ecal_sum:float=10.0, # event cut on the ECAL sum (`calo.min_ecal_sum`)
+                 params:Gan3DParams=Gan3DParams(), # size and update settings
                  prior:PriorSpec|None=None, # the mean-shower prior of the generator (`gan3d.prior`), or None for the published model
                  eval_showers:int=0, # showers scored at every checkpoint to pick the best generator (0: no selection)
                 ):
         super().__init__(strategy, global_batch, steps, seed)
-        self.data, self.latent_dim, self.loss_weights = data, latent_dim, [float(w) for w in loss_weights]
-        self.label_flip, self.power, self.min_ecal_sum, self.eval_showers = label_flip, power, min_ecal_sum, eval_showers
+        p = params
+        self.data, self.latent_dim, self.loss_weights = data, p.latent_dim, [float(w) for w in p.loss_weights]
+        self.label_flip, self.power, self.min_ecal_sum, self.eval_showers = p.label_flip, p.power, p.min_ecal_sum, eval_showers
         set_seed(seed)
         with self.scope():
-            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, power, name='prior')
-            g = self.add_model('generator', build_generator(latent_dim, width, prior=layer))
+            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, p.power, name='prior')
+            g = self.add_model('generator', build_generator(p.latent_dim, p.width, prior=layer))
             if layer is not None: layer.set_weights([prior.table, prior.fluctuations])
-            d = self.add_model('discriminator', build_discriminator(width, power))
-            self.add_optimizer('g', keras.optimizers.RMSprop(lr), g)
-            self.add_optimizer('d', keras.optimizers.RMSprop(lr), d)
+            d = self.add_model('discriminator', build_discriminator(p.width, p.power))
+            self.add_optimizer('g', keras.optimizers.RMSprop(p.lr), g)
+            self.add_optimizer('d', keras.optimizers.RMSprop(p.lr), d)
 
     def dataset(self):
         "Endless global batches of (ecal**power, Ep/100, angle, ECAL sum)."
@@ -440,8 +446,8 @@ def build_task(cfg, # the loaded profile
     lr = scaled_lr(g.lr, strategy.num_replicas_in_sync, cfg.train.lr_scaling)
     c = cfg.calo
     prior = prior_spec(data, g.prior_grid, c.energy_range, c.angle_range, c.min_ecal_sum) if g.prior == 'mean' else None
-    return Gan3DTask(strategy, gb, data, steps, cfg.seed, g.latent_dim, g.width, lr, g.loss_weights,
-                     g.label_flip, c.power, c.min_ecal_sum, prior, g.eval_showers)
+    params = Gan3DParams(g.latent_dim, g.width, lr, tuple(g.loss_weights), g.label_flip, c.power, c.min_ecal_sum)
+    return Gan3DTask(strategy, gb, data, steps, cfg.seed, params, prior, g.eval_showers)
 
 # %% ../../nbs/32_calo_gan3d.ipynb #f309c75f
 def reference_showers(data, # as for `raw_events`

@@ -12,11 +12,12 @@ from ..core import InputError, set_seed
 from .data import ECAL_SCALE, read_calo_h5
 
 # %% auto #0
-__all__ = ['ENERGY_BINS', 'ENERGY_TOL', 'ANGLE_BINS', 'ANGLE_TOL', 'HIT_THRESHOLD', 'FEATURES', 'axis_sums', 'moments', 'n_hits',
-           'measured_angle', 'as_showers', 'shower_features', 'fit_energy_regression', 'energy_response', 'common_bins',
-           'hist', 'separation_power', 'chi2_test', 'compare_feature', 'cell_energies', 'roc_auc', 'high_level_inputs',
-           'low_level_inputs', 'classifier_auc', 'in_bin', 'plot_sampling_fraction', 'plot_shapes', 'plot_features',
-           'plot_angle', 'compare', 'shape_checks', 'shape_check_rows']
+__all__ = ['ENERGY_BINS', 'ENERGY_TOL', 'ANGLE_BINS', 'ANGLE_TOL', 'HIT_THRESHOLD', 'FEATURES', 'FEATURE_BINS', 'axis_sums',
+           'moments', 'n_hits', 'measured_angle', 'as_showers', 'shower_features', 'fit_energy_regression',
+           'energy_response', 'common_bins', 'hist', 'separation_power', 'chi2_test', 'compare_feature',
+           'cell_energies', 'roc_auc', 'high_level_inputs', 'low_level_inputs', 'classifier_auc', 'in_bin',
+           'plot_sampling_fraction', 'plot_shapes', 'plot_features', 'plot_angle', 'compare', 'shape_checks',
+           'shape_check_rows']
 
 # %% ../../nbs/33_calo_physics.ipynb #cd4a5609
 ENERGY_BINS = (110., 150., 190.)  # Ep bin centres, GeV (paper B)
@@ -319,9 +320,10 @@ def plot_angle(sets, labels, # two (showers, features) pairs and their labels
     fig.tight_layout(); return fig
 
 # %% ../../nbs/33_calo_physics.ipynb #86a3f555
+FEATURE_BINS = 30  # histogram bins per feature in `compare`
+
 def compare(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 3DGAN HDF5 paths
             labels=('MC', 'GAN'), # names for plots
-            nbins:int=30, # histogram bins per feature
             classifier:bool=True, # run the high-level classifier test
             low_level:bool=False, # also run the classifier on downsampled cells
             epochs:int=60, # most classifier epochs
@@ -333,8 +335,8 @@ def compare(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 
     fr, fc = shower_features(ref), shower_features(cand)
     coef = fit_energy_regression({k: v[np.isfinite(fr['z_m1'])] for k, v in fr.items()}, ref['energy'][np.isfinite(fr['z_m1'])])
     fr['energy_response'], fc['energy_response'] = energy_response(fr, ref['energy'], coef), energy_response(fc, cand['energy'], coef)
-    res = {k: compare_feature(fr[k], fc[k], nbins) for k in (*FEATURES, 'energy_response')}
-    res['cell_energy'] = compare_feature(cell_energies(ref['ecal']), cell_energies(cand['ecal']), nbins, log=True)
+    res = {k: compare_feature(fr[k], fc[k], FEATURE_BINS) for k in (*FEATURES, 'energy_response')}
+    res['cell_energy'] = compare_feature(cell_energies(ref['ecal']), cell_energies(cand['ecal']), FEATURE_BINS, log=True)
     sp = {k: round(r['separation_power'], 5) for k, r in res.items()}
     m = dict(n_reference=len(ref['ecal']), n_candidate=len(cand['ecal']), separation_power=sp,
              chi2={k: round(r['chi2'], 4) for k, r in res.items()}, separation_power_mean=round(float(np.mean(list(sp.values()))), 5),

@@ -93,8 +93,8 @@ class TileGenerator(GrowingDecoder):
                  fmap_max:int=64, # feature-map cap
                  skip_ch:int=0, # channels of the border features given at every resolution
                  noise_ress:list=(), # resolutions whose convolutions get noise inputs
-                 name=None, dtype=None, trainable=True): # Keras model name, dtype policy, trainability
-        super().__init__(ress, in_dim, out_ch, fmap_base, fmap_max, skip_ch, name=name, dtype=dtype, trainable=trainable)
+                 **kwargs): # Keras model arguments: name, dtype, trainable
+        super().__init__(ress, in_dim, out_ch, fmap_base, fmap_max, skip_ch, **kwargs)
         self.noise_ress = [int(r) for r in noise_ress]
         for r in self.noise_ress:
             for c in ('a', 'b') if r != self.ress[0] else ('a',): setattr(self, f'noise{r}{c}', NoiseInput(name=f'noise{r}{c}'))
@@ -115,14 +115,14 @@ class CProGan:
                  bands:int, # image bands (1 for SAR, 3 for RGB)
                  noise_dim:int, # generator noise size
                  latent_dim:int, # WAE latent size per context tile
-                 fmap_base:int=512, # generator/critic feature maps at resolution 1
-                 fmap_max:int=64, # generator/critic feature-map cap
+                 fmaps:tuple=(512, 64), # generator/critic feature maps: (at resolution 1, cap), as `channels` takes them
                  wae_filters:int=32, # WAE feature maps at full resolution
                  noise_stages:int=NOISE_STAGES, # last stages whose convolutions get per-pixel noise inputs (0: none)
                  critic_borders:bool=True, # the local critic also sees the context's border maps
                 ):
         if noise_stages and noise_dim < 2: raise InputError(f"cprogan.noise_dim={noise_dim}: the noise inputs need at least 2 noise values")
         self.ress, self.bands, self.noise_dim, self.latent_dim = list(ress), bands, noise_dim, latent_dim
+        fmap_base, fmap_max = fmaps
         self.fmap_base, self.fmap_max, self.wae_filters, self.noise_stages = fmap_base, fmap_max, wae_filters, noise_stages
         self.critic_borders = bool(critic_borders)
         self.noise_ress = self.ress[len(self.ress) - noise_stages:] if noise_stages else []
@@ -310,7 +310,7 @@ class CProGanTask(GanTask):
         self.files = [str(Path(data)/d['file']) for d in meta['shards'] if d['split'] == 'train']
         set_seed(cfg.seed)
         with self.scope():
-            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, g.fmap_base, g.fmap_max, w.filters)
+            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, (g.fmap_base, g.fmap_max), w.filters)
             for k, m in self.net.models.items(): self.add_model(k, m)
             lr_w, lr_g = (scaled_lr(v, reps, cfg.train.lr_scaling) for v in (w.lr, g.lr))
             self.add_optimizer('wae', keras.optimizers.Adam(PhaseLR(lr_w, 0, self.wae_steps, 0.9, 0.999)), _Both(self.net.wae.encoder, self.net.wae.decoder))
@@ -474,7 +474,7 @@ def load_model(folder:str|Path, # a folder written by `save_model` / `CProGanTas
     if not (f/'cprogan.json').exists(): raise InputError(f"{f/'cprogan.json'}: missing; export a trained run (CProGanTask.export) into {f}")
     c = json.loads((f/'cprogan.json').read_text())
     if tuple(c.get('context_order', ())) != CONTEXT_ORDER: raise InputError(f"{f/'cprogan.json'}: context order {c.get('context_order')} is not {list(CONTEXT_ORDER)}")
-    net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], c['fmap_base'], c['fmap_max'], c['wae_filters'],
+    net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], (c['fmap_base'], c['fmap_max']), c['wae_filters'],
                   c.get('noise_stages', 0), c.get('critic_borders', False))   # older exports: no noise inputs, a plain local critic
     for k, m in net.models.items(): load_weights_checked(m, f/f'{k}.weights.h5')
     return net
@@ -488,7 +488,7 @@ def load_model_from_checkpoint(run_dir:str|Path, # a custom-loop run folder with
     if not latest: raise InputError(f"{run_dir}: no checkpoints/ of a custom-loop run; train with --loop custom or export the model")
     meta = training_metadata(cfg, data)
     net = CProGan(resolutions(cfg.cprogan.start_res, cfg.sat.tile_size), meta['bands'], cfg.cprogan.noise_dim,
-                  cfg.wae.latent_dim, cfg.cprogan.fmap_base, cfg.cprogan.fmap_max, cfg.wae.filters)
+                  cfg.wae.latent_dim, (cfg.cprogan.fmap_base, cfg.cprogan.fmap_max), cfg.wae.filters)
     tf.train.Checkpoint(**{f'model_{k}': m for k, m in net.models.items()}).restore(latest).expect_partial()
     return net
 

@@ -25,12 +25,12 @@ from ..config import load_profile
 from ..manifests import sha256
 
 # %% auto #0
-__all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'scene_format', 'band_names', 'Scene', 'open_scene', 'norm_spec', 'spec_affine',
-           'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits', 'block_grids', 'BlockSplit',
-           'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs', 'scene_samples', 'ShardWriter',
-           'SplitWarning', 'TilingSpec', 'SplitSpec', 'tile_scenes', 'read_metadata', 'training_metadata',
-           'sample_decoder', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli', 'write_large_scene',
-           'tiling_benchmark']
+__all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'SHUFFLE_BUFFER', 'scene_format', 'band_names', 'Scene', 'open_scene',
+           'norm_spec', 'spec_affine', 'normalise', 'denormalise', 'MaskReader', 'sample_origins', 'assign_splits',
+           'block_grids', 'BlockSplit', 'chip_id', 'sen1floods11_pairs', 'find_scenes', 'read_split_csvs',
+           'scene_samples', 'ShardWriter', 'SplitWarning', 'TilingSpec', 'SplitSpec', 'tile_scenes', 'read_metadata',
+           'training_metadata', 'sample_decoder', 'sat_dataset', 'downsample', 'split_tiles', 'sat_tiles_cli',
+           'write_large_scene', 'tiling_benchmark']
 
 # %% ../../nbs/10_sat_data.ipynb #935c2705
 def _tf():
@@ -691,6 +691,8 @@ def sample_decoder(meta:dict, # the tiles folder's metadata.json
     return decode
 
 # %% ../../nbs/10_sat_data.ipynb #017d27eb
+SHUFFLE_BUFFER = 2048  # samples `sat_dataset` holds for shuffling
+
 def sat_dataset(data_dir:str|Path, # a folder written by `tile_scenes`
                 split:str='train', # 'train', 'val' or 'test'
                 batch_size:int=16, # samples per batch
@@ -699,7 +701,6 @@ def sat_dataset(data_dir:str|Path, # a folder written by `tile_scenes`
                 repeat:bool=False, # loop forever
                 drop_remainder:bool=False, # drop a last, smaller batch
                 with_transform:bool=False, # also return each sample's geotransform (batch, 6)
-                shuffle_buffer:int=2048, # samples held for shuffling
                ):
     "A `tf.data.Dataset` of (image, mask) batches: images in [-1, 1], masks in {0, 1}."
     tf = _tf()
@@ -710,7 +711,7 @@ def sat_dataset(data_dir:str|Path, # a folder written by `tile_scenes`
     if shuffle: ds = ds.shuffle(len(files), seed=seed)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=not shuffle)
-    if shuffle: ds = ds.shuffle(shuffle_buffer, seed=seed)
+    if shuffle: ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed)
     if repeat: ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(sample_decoder(meta, with_transform), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -322,13 +322,12 @@ def make_sar_scenes(out_dir:str|Path, # folder for the scenes and masks
                     db_range:tuple=(-25.0, 5.0), # dB range of the UNOSAT 8-bit stretch
                     seed:int=0, # scene i uses seed (seed, i)
                     style:str='unosat', # 'unosat' or 'sen1floods11'
-                    mask_ext:str='.tif', # '.tif' or '.geojson'
                     effects:tuple=EFFECTS, # misleading effects to include (see `sar_scene`)
                    ):
-    "Write `n` procedural scenes with masks; return the list of (image, mask) paths."
+    "Write `n` procedural scenes with GeoTIFF masks; return the list of (image, mask) paths (`write_sar_scene` also writes GeoJSON masks)."
     out = Path(out_dir)
     return [write_sar_scene(sar_scene(size, looks, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), effects),
-                            out/f'scene_{i:03d}.tif', out/f'scene_{i:03d}_water{mask_ext}', style, i, db_range)
+                            out/f'scene_{i:03d}.tif', out/f'scene_{i:03d}_water.tif', style, i, db_range)
             for i in range(n)]
 
 # %% ../../nbs/11_sat_scenes.ipynb #47a16503

@@ -75,8 +75,8 @@ class EqDense(keras.layers.Layer):
     "Dense layer with equalised learning rate: N(0, 1) weights scaled by gain/sqrt(fan_in) at run time."
     def __init__(self, units:int, # outputs
                  gain:float=math.sqrt(2), # He gain (sqrt 2 before a leaky ReLU, 1 for a linear output)
-                 name=None, dtype=None, trainable=True): # Keras layer name, dtype policy, trainability
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
+                 **kwargs): # Keras layer arguments: name, dtype, trainable
+        super().__init__(**kwargs)
         self.units, self.gain = units, gain
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
@@ -92,8 +92,8 @@ class EqConv2D(keras.layers.Layer):
     def __init__(self, filters:int, # output channels
                  kernel:int=3, # kernel edge
                  gain:float=math.sqrt(2), # He gain
-                 name=None, dtype=None, trainable=True): # Keras layer name, dtype policy, trainability
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
+                 **kwargs): # Keras layer arguments: name, dtype, trainable
+        super().__init__(**kwargs)
         self.filters, self.kernel, self.gain = filters, kernel, gain
     def build(self, input_shape):
         fan_in = int(input_shape[-1]) * self.kernel ** 2
@@ -163,8 +163,8 @@ class GrowingDecoder(keras.Model):
                  fmap_base:int=512, # feature maps at resolution 1
                  fmap_max:int=64, # feature-map cap
                  skip_ch:int=0, # channels of the skip features given at every resolution (0: none)
-                 name=None, dtype=None, trainable=True): # Keras model name, dtype policy, trainability
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
+                 **kwargs): # Keras model arguments: name, dtype, trainable
+        super().__init__(**kwargs)
         self.ress, self.in_dim, self.out_ch, self.fmap_base, self.fmap_max, self.skip_ch = list(ress), in_dim, out_ch, fmap_base, fmap_max, skip_ch
         nf = lambda r: channels(r, fmap_base, fmap_max)
         r0 = self.ress[0]
@@ -215,8 +215,8 @@ class GrowingEncoder(keras.Model):
                  fmap_base:int=512, # feature maps at resolution 1
                  fmap_max:int=64, # feature-map cap
                  mbstd:bool=False, # append the minibatch standard deviation before the head (critics)
-                 name=None, dtype=None, trainable=True): # Keras model name, dtype policy, trainability
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
+                 **kwargs): # Keras model arguments: name, dtype, trainable
+        super().__init__(**kwargs)
         self.ress, self.in_ch, self.out_dim, self.fmap_base, self.fmap_max, self.mbstd = list(ress), in_ch, out_dim, fmap_base, fmap_max, mbstd
         nf = lambda r: channels(r, fmap_base, fmap_max)
         self.trunk_ress = [self.ress[0] // 2 ** k for k in range(int(math.log2(self.ress[0] // 4)))]   # fixed blocks down to 4x4
