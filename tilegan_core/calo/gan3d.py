@@ -191,12 +191,12 @@ def mean_shower_table(chunks, # iterable of (ecal (n,51,51,25) file units, Ep Ge
                       energy_range:tuple, # (low, high) GeV
                       angle_range:tuple, # (low, high) radians
                      ):
-    "The mean shower in file units at each grid node, (ne*na, 51*51*25) float32, and the number of showers."
+    "The mean shower per GeV of Ep (file units / GeV) at each grid node, (ne*na, 51*51*25) float32, and the number of showers."
     k = grid[0] * grid[1]
     acc, wsum, n = np.zeros((k, math.prod(ECAL_SHAPE))), np.zeros(k), 0
     for ecal, ep, ang in chunks:
         w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range)).astype(np.float64)
-        acc += w.T @ np.asarray(ecal, np.float32).reshape(len(ecal), -1)
+        acc += w.T @ (np.asarray(ecal, np.float32).reshape(len(ecal), -1) / np.asarray(ep, np.float32)[:, None])
         wsum += w.sum(0); n += len(ecal)
     if n == 0: raise InputError("mean_shower_table: no shower passed the ECAL-sum cut; check the data and calo.min_ecal_sum")
     empty = wsum < 1e-6
@@ -214,7 +214,7 @@ def shower_fluctuations(chunks, # iterable of (ecal, Ep GeV, angle rad) as for `
     d, r = [], []
     for ecal, ep, ang in chunks:
         w = ops.convert_to_numpy(grid_weights(ep, ang, grid, energy_range, angle_range))
-        mean = (w @ table).reshape(-1, *ECAL_SHAPE)
+        mean = ((w @ table) * np.asarray(ep, np.float32)[:, None]).reshape(-1, *ECAL_SHAPE)
         mr, mm = moments(ecal), moments(mean)
         d.append(np.stack([mr[f'{a}_m1'] - mm[f'{a}_m1'] for a in 'xyz'], 1))
         r.append(ecal.reshape(len(ecal), -1).sum(1) / mean.reshape(len(mean), -1).sum(1))
@@ -227,9 +227,11 @@ class ShowerPrior(layers.Layer):
                  energy_range:tuple=(100.0, 200.0), # GeV spanned by the Ep nodes
                  angle_range:tuple=(math.radians(60), math.radians(120)), # radians spanned by the angle nodes
                  power:float=0.85, # exponent of the cell energies (`calo.power`)
+                 per_gev:bool=False, # the table holds showers per GeV of Ep (`mean_shower_table`); False: absolute (older exports)
                  **kwargs): # Keras layer options (name, dtype)
         super().__init__(**kwargs)
         self.grid, self.energy_range, self.angle_range, self.power = tuple(grid), tuple(energy_range), tuple(angle_range), power
+        self.per_gev = bool(per_gev)
         if min(self.grid) < 2: raise InputError(f"gan3d.prior_grid={list(self.grid)}: need at least 2 nodes along Ep and along the angle")
     def build(self, shape):
         if shape[-1] < 6: raise InputError(f"gan3d.latent_dim={shape[-1]}: the prior needs at least 6 (Ep, angle and four noise values)")
@@ -239,7 +241,9 @@ class ShowerPrior(layers.Layer):
     def call(self, z):
         z = ops.cast(z, 'float32')
         w = grid_weights(z[:, 0] * ENERGY_SCALE, z[:, 1], self.grid, self.energy_range, self.angle_range)
-        x = ops.reshape(ops.matmul(w, ops.cast(self.table, 'float32')), (-1, *ECAL_SHAPE))
+        x = ops.matmul(w, ops.cast(self.table, 'float32'))
+        if self.per_gev: x = x * (z[:, 0] * ENERGY_SCALE)[:, None]
+        x = ops.reshape(x, (-1, *ECAL_SHAPE))
         fl = ops.cast(self.fluctuations, 'float32')
         for a in range(3): x = shift_cells(x, z[:, 2 + a] * fl[a], a)
         x = x * ops.maximum(1 + z[:, 5] * fl[3], 0.0)[:, None, None, None]
@@ -247,7 +251,7 @@ class ShowerPrior(layers.Layer):
     def compute_output_shape(self, shape): return (shape[0], *ECAL_SHAPE, 1)
     def get_config(self):
         return {**super().get_config(), 'grid': self.grid, 'energy_range': self.energy_range,
-                'angle_range': self.angle_range, 'power': self.power}
+                'angle_range': self.angle_range, 'power': self.power, 'per_gev': self.per_gev}
 
 @dataclass
 class PriorSpec:
@@ -255,7 +259,7 @@ class PriorSpec:
     grid: tuple               # nodes along Ep and along the angle
     energy_range: tuple       # (low, high) GeV
     angle_range: tuple        # (low, high) radians
-    table: np.ndarray         # (ne*na, 51*51*25) mean showers, file units (`mean_shower_table`)
+    table: np.ndarray         # (ne*na, 51*51*25) mean showers per GeV of Ep, file units / GeV (`mean_shower_table`)
     fluctuations: np.ndarray  # (4,) std of the x, y, z shifts (cells) and of the relative energy (`shower_fluctuations`)
     events: int = 0           # showers they were estimated from
 
@@ -375,7 +379,8 @@ class Gan3DTask(GanTask):
         self.label_flip, self.power, self.min_ecal_sum, self.eval_showers = p.label_flip, p.power, p.min_ecal_sum, eval_showers
         set_seed(seed)
         with self.scope():
-            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, p.power, name='prior')
+            layer = None if prior is None else ShowerPrior(prior.grid, prior.energy_range, prior.angle_range, p.power,
+                                                           per_gev=True, name='prior')
             g = self.add_model('generator', build_generator(p.latent_dim, p.width, prior=layer))
             if layer is not None: layer.set_weights([prior.table, prior.fluctuations])
             d = self.add_model('discriminator', build_discriminator(p.width, p.power))

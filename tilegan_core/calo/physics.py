@@ -361,9 +361,10 @@ def compare(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 
 def _profile_stats(d, f, sel):
     "Mean-profile statistics of the selected showers of one set."
     sx, sy, sz = [s.mean(0) for s in axis_sums(d['ecal'][sel])]
+    sf = f['sampling_fraction'][sel]; n_sf = max(int(np.isfinite(sf).sum()), 1)
     var = lambda s: float((s * (np.arange(len(s)) - (s * np.arange(len(s))).sum() / s.sum()) ** 2).sum() / s.sum())
     return dict(z_max=int(sz.argmax()), x_peak=int(sx.argmax()), y_peak=int(sy.argmax()), x_m2=var(sx), y_m2=var(sy),
-                sf=float(np.nanmean(f['sampling_fraction'][sel])), n=int(sel.sum()))
+                sf=float(np.nanmean(sf)), sf_err=float(np.nanstd(sf) / math.sqrt(n_sf)), n=int(sel.sum()))
 
 def shape_checks(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`) or 3DGAN HDF5 paths
                  ebins=ENERGY_BINS, # Ep bin centres, GeV
@@ -386,7 +387,9 @@ def shape_checks(reference, candidate, # shower dicts (`ecal`, `energy`, `theta`
     have = [r for r in rows if not r.get('missing')]
     slope = lambda k: have[-1][k]['sf'] - have[0][k]['sf'] if len(have) > 1 else float('nan')
     trend = dict(reference=slope('reference'), candidate=slope('candidate'))
-    trend['passed'] = bool(len(have) > 1 and np.sign(trend['reference']) == np.sign(trend['candidate']))
+    # the two changes agree within two standard errors of their difference (four bin means)
+    trend['error'] = 2 * math.sqrt(sum(have[i][k]['sf_err'] ** 2 for i in (0, -1) for k in ('reference', 'candidate'))) if len(have) > 1 else float('nan')
+    trend['passed'] = bool(len(have) > 1 and abs(trend['candidate'] - trend['reference']) <= trend['error'])
     return dict(bins=rows, trend=trend, passed=bool(all(r['passed'] for r in rows) and trend['passed']))
 
 def shape_check_rows(checks:dict, # from `shape_checks`
