@@ -12,6 +12,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'tilegan_core.bench.builder': ('bench.html#builder', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.builtin_over_custom': ('bench.html#builtin_over_custom', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.conv3d_flops': ('bench.html#conv3d_flops', 'tilegan_core/bench.py'),
+                                    'tilegan_core.bench.generator_time': ('bench.html#generator_time', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.input_margin': ('bench.html#input_margin', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.input_throughput': ('bench.html#input_throughput', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.layer_times': ('bench.html#layer_times', 'tilegan_core/bench.py'),

@@ -16,7 +16,7 @@ __all__ = ['BUILDERS', 'SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'REF_LOSS_WE
            'peak_matmul', 'conv3d_flops', 'peak_conv3d', 'machine_report', 'machine_cli', 'builder', 'task_flops',
            'step_times', 'time_task', 'input_throughput', 'tf_nest_first', 'ok_runs', 'Sweep', 'throughput',
            'builtin_over_custom', 'input_margin', 'bench_data', 'worker_throughput', 'bench_cli', 'reference_loop_time',
-           'reference_comparison', 'layer_times', 'time_by_layer_class']
+           'reference_comparison', 'layer_times', 'time_by_layer_class', 'generator_time']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -442,3 +442,28 @@ def time_by_layer_class(rows:list, # from `layer_times` (of one model or several
         o['calls'] += 1; o['train_ms'] += r['train_ms']
     return [dict(o, train_ms=round(o['train_ms'], 3), share=round(o['train_ms'] / whole, 4)) for o in sorted(out.values(), key=lambda o: -o['train_ms'])]
 
+
+# %% ../nbs/06_bench.ipynb #b110aba9
+def generator_time(cfg, # the loaded profile (`gan3d.latent_dim`, `gan3d.width`)
+                   precision:str='float32', # precision policy: float32 or mixed_bfloat16
+                   xla:bool=False, # compile the call with XLA
+                   batch:int=1, # showers per call
+                   calls:int=2, # timed calls after the first
+                  ):
+    "Seconds per call of the profile's published generator, forward only: {'first_call_s', 'step_s', 'per_shower_s', ...}."
+    import tensorflow as tf
+    from tilegan_core.distribute import set_precision
+    from tilegan_core.calo.gan3d import build_generator
+    set_precision(precision); set_seed(cfg.seed)
+    try:
+        g = build_generator(cfg.gan3d.latent_dim, cfg.gan3d.width)
+        z = tf.random.normal((batch, cfg.gan3d.latent_dim), seed=cfg.seed)
+        f = tf.function(lambda z: g(z, training=False), jit_compile=xla)
+        t = time.perf_counter(); f(z).numpy(); first = time.perf_counter() - t
+        ts = []
+        for _ in range(calls):
+            t = time.perf_counter(); f(z).numpy(); ts.append(time.perf_counter() - t)
+    finally: set_precision('float32')
+    med = float(np.median(ts))
+    return dict(precision=precision, xla=xla, batch=batch, first_call_s=round(first, 3), step_s=round(med, 5),
+                per_shower_s=round(med / batch, 5), timed_calls=calls)

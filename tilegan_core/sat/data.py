@@ -710,7 +710,7 @@ def sat_dataset(data_dir:str|Path, # a folder written by `tile_scenes`
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle: ds = ds.shuffle(len(files), seed=seed)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=not shuffle)
+                       deterministic=True)   # the seed alone fixes the order: a run repeats to the last digit
     if shuffle: ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed)
     if repeat: ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
