@@ -347,11 +347,10 @@ def reference_loop_time(generator, # a Keras model: latent -> shower
                        ):
     "Median seconds per step of the reference's loop structure (train_on_batch on D twice and G twice), with its settings (`REF_*`)."
     import keras
-    flip, lr, loss_weights = REF_FLIP, REF_LR, REF_LOSS_WEIGHTS
     rng = np.random.default_rng(seed)
     g, d = keras.models.clone_model(generator), keras.models.clone_model(discriminator)
     nh, latent, shape = len(d.outputs), int(g.inputs[0].shape[-1]), tuple(d.inputs[0].shape[1:])
-    d.compile(keras.optimizers.RMSprop(lr), loss=list(REF_LOSSES[:nh]), loss_weights=list(loss_weights[:nh]))
+    d.compile(keras.optimizers.RMSprop(REF_LR), loss=list(REF_LOSSES[:nh]), loss_weights=list(REF_LOSS_WEIGHTS[:nh]))
     z_in = keras.Input((latent,))
     comb = keras.Model(z_in, d(g(z_in)))
     x = rng.gamma(0.5, 0.1, (batch, *shape)).astype('float32')
@@ -360,14 +359,14 @@ def reference_loop_time(generator, # a Keras model: latent -> shower
     def targets(label): return [label, ep, ang, ecal][:nh]
     def latent_batch(): return np.concatenate([ep, ang, rng.standard_normal((batch, latent - 2)).astype('float32')], 1)
     def step():
-        real = np.where(rng.random((batch, 1)) < flip, 0.0, 1.0).astype('float32')  # NumPy flips, per batch
+        real = np.where(rng.random((batch, 1)) < REF_FLIP, 0.0, 1.0).astype('float32')  # NumPy flips, per batch
         fake = g.predict_on_batch(latent_batch())
         d.train_on_batch(x, targets(real))
-        d.train_on_batch(fake, targets(np.where(rng.random((batch, 1)) < flip, 1.0, 0.0).astype('float32')))
+        d.train_on_batch(fake, targets(np.where(rng.random((batch, 1)) < REF_FLIP, 1.0, 0.0).astype('float32')))
         for _ in range(2): comb.train_on_batch(latent_batch(), targets(np.ones((batch, 1), 'float32')))
     d.train_on_batch(x, targets(np.ones((batch, 1), 'float32')))  # traces D's train function while D is trainable
     d.trainable = False  # then freeze it inside the combined model, as the reference does
-    comb.compile(keras.optimizers.RMSprop(lr), loss=list(REF_LOSSES[:nh]), loss_weights=list(loss_weights[:nh]))
+    comb.compile(keras.optimizers.RMSprop(REF_LR), loss=list(REF_LOSSES[:nh]), loss_weights=list(REF_LOSS_WEIGHTS[:nh]))
     ts = []
     for i in range(warmup + steps):
         t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
@@ -448,7 +447,7 @@ def generator_time(cfg, # the loaded profile (`gan3d.latent_dim`, `gan3d.width`)
                    precision:str='float32', # precision policy: float32 or mixed_bfloat16
                    xla:bool=False, # compile the call with XLA
                    batch:int=1, # showers per call
-                   calls:int=2, # timed calls after the first
+                   calls:int=2, # timed calls after the first (the fastest counts, as in `best_time`)
                   ):
     "Seconds per call of the profile's published generator, forward only: {'first_call_s', 'step_s', 'per_shower_s', ...}."
     import tensorflow as tf
@@ -460,10 +459,7 @@ def generator_time(cfg, # the loaded profile (`gan3d.latent_dim`, `gan3d.width`)
         z = tf.random.normal((batch, cfg.gan3d.latent_dim), seed=cfg.seed)
         f = tf.function(lambda z: g(z, training=False), jit_compile=xla)
         t = time.perf_counter(); f(z).numpy(); first = time.perf_counter() - t
-        ts = []
-        for _ in range(calls):
-            t = time.perf_counter(); f(z).numpy(); ts.append(time.perf_counter() - t)
+        step = best_time(lambda: f(z), calls)
     finally: set_precision('float32')
-    med = float(np.median(ts))
-    return dict(precision=precision, xla=xla, batch=batch, first_call_s=round(first, 3), step_s=round(med, 5),
-                per_shower_s=round(med / batch, 5), timed_calls=calls)
+    return dict(precision=precision, xla=xla, batch=batch, first_call_s=round(first, 3), step_s=round(step, 5),
+                per_shower_s=round(step / batch, 5), timed_calls=calls)
