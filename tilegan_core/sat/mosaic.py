@@ -140,15 +140,17 @@ def highpass(x, # tiles (..., T, T, C)
     s = [0] * x.ndim; s[-3] = s[-2] = sigma
     return x - ndimage.gaussian_filter(x, s, mode='reflect')
 
-def anchor_detail(tile, # a new tile (T, T, C)
-                  context, # its context tiles, (3, T, T, C) or a list of three
+def anchor_detail(tile, # new tiles (..., T, T, C): one, or a batch
+                  context, # their context tiles (..., 3, T, T, C), or a list of three
                   sigma:float=1.0, # blur of `highpass`
                  ):
-    "`tile` with its high-pass part rescaled to the high-pass standard deviation of its context."
-    hp = highpass(tile, sigma)
-    s, target = hp.std(), float(np.mean([highpass(c, sigma).std() for c in context]))
-    if s < 1e-6: return np.asarray(tile, np.float32)
-    return np.clip(tile - hp + hp * (target / s), -1, 1).astype(np.float32)
+    "`tile` with its high-pass part rescaled to the mean high-pass standard deviation of its context; a constant tile is left alone."
+    t = np.asarray(tile, np.float32)
+    hp, px = highpass(t, sigma), (-3, -2, -1)
+    s = hp.std(axis=px, keepdims=True)
+    target = highpass(np.asarray(context, np.float32), sigma).std(axis=px).mean(-1)[..., None, None, None]
+    flat = s < 1e-6
+    return np.where(flat, t, np.clip(t - hp + hp * (target / np.where(flat, 1, s)), -1, 1)).astype(np.float32)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #28e03e65
 SEED_MODES = ('edge', 'tile', 'none')
@@ -424,7 +426,8 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
         else: todo.append((r, c)); ctxs.append(ctx)
     if not todo: return []
     n = len(todo)
-    t, m = _complete_k(complete, tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3)), step_seed, k)
+    ctx = tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3))
+    t, m = _complete_k(complete, ctx, step_seed, k)
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
     if t.shape != (n * k, size, size, bands) or m.shape != (n * k, size, size, 1):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
@@ -432,8 +435,9 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
         t, m = t.reshape(n, k, size, size, bands), m.reshape(n, k, size, size, 1)
         pick = pick_candidates(t, m, np.array([guide['target'][r, c] for r, c in todo]), guide['kind'])
         t, m = t[np.arange(n), pick], m[np.arange(n), pick]
-    for (r, c), ti, mi, ctx in zip(todo, t, m, ctxs):
-        buf.tile(r, c)[..., :bands] = anchor_detail(ti, ctx) if spec.method == 'blend' else ti
+    if spec.method == 'blend': t = anchor_detail(t, np.stack(ctx, 1))
+    for (r, c), ti, mi in zip(todo, t, m):
+        buf.tile(r, c)[..., :bands] = ti
         buf.tile(r, c)[..., bands] = mi[..., 0]
     return todo
 
