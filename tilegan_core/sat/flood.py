@@ -14,8 +14,8 @@ from .data import sat_dataset, read_metadata
 
 # %% auto #0
 __all__ = ['LOSSES', 'METRIC_NAMES', 'SETS', 'unet', 'flood_loss', 'confusion', 'seg_metrics', 'real_tiles', 'synthetic_pairs',
-           'water_weight', 'train_segmenter', 'evaluate', 'bottleneck_features', 'frechet_distance', 'budget_steps',
-           'flood_runs', 'paired_interval', 'summarise', 'table_rows', 'gain_rows', 'flood_validation',
+           'water_weight', 'SegmenterTrainer', 'train_segmenter', 'evaluate', 'bottleneck_features', 'frechet_distance',
+           'budget_steps', 'flood_runs', 'paired_interval', 'summarise', 'table_rows', 'gain_rows', 'flood_validation',
            'plot_fractions']
 
 # %% ../../nbs/16_sat_flood.ipynb #d0bc4fc1
@@ -128,23 +128,48 @@ def water_weight(masks, # training masks (n, T, T, 1)
     p = float(np.mean(masks))
     return float(np.clip((1 - p) / max(p, 1e-6), 1.0, cap))
 
+class SegmenterTrainer:
+    "Trains U-Nets of one tile shape and profile again and again through one traced train step; each `fit` starts from its seed's fresh weights and a fresh optimiser."
+    def __init__(self, size:int, # tile edge
+                 bands:int, # image bands
+                 flood:dict, # the profile's `flood` section
+                 steps:int, # optimiser steps of every `fit`
+                ):
+        self.tile_shape, self.flood, self.steps = (size, size, bands), flood, steps
+        self.model = unet(size, bands, flood['filters'], flood['depth'])
+        self.pos_weight = keras.Variable(1.0, trainable=False, name='pos_weight')    # set per training set
+        lr = keras.optimizers.schedules.CosineDecay(flood['lr'], max(steps, 1))   # ends at a settled point, not a noisy step
+        opt = keras.optimizers.Adam(lr)
+        opt.build(self.model.trainable_variables)
+        self.model.compile(optimizer=opt, loss=flood_loss(flood['loss'], self.pos_weight))
+        self._fresh_opt = [v.numpy() for v in opt.variables]
+
+    def fit(self, images, # training images (n, T, T, C)
+            masks, # their water masks (n, T, T, 1)
+            seed:int=0, # seed of weights and batches
+           ):
+        "The U-Net trained for `steps` steps on (images, masks) from the weights `unet` draws under `seed` (the trainer's one model)."
+        import tensorflow as tf
+        if len(images) == 0: raise InputError("no training tiles; use a larger real fraction or more synthetic pairs")
+        if tuple(images.shape[1:]) != self.tile_shape:
+            raise InputError(f"training tiles {tuple(images.shape[1:])}: this trainer was built for {self.tile_shape}")
+        set_seed(seed)
+        self.model.set_weights(unet(*self.tile_shape[1:], self.flood['filters'], self.flood['depth']).get_weights())
+        for v, x in zip(self.model.optimizer.variables, self._fresh_opt): v.assign(x)
+        self.pos_weight.assign(water_weight(masks))
+        ds = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed).repeat()
+              .batch(self.flood['batch_size'], drop_remainder=False).prefetch(2))
+        self.model.fit(ds, steps_per_epoch=self.steps, epochs=1, verbose=0, shuffle=False)   # the data set shuffles
+        return self.model
+
 def train_segmenter(images, # training images (n, T, T, C)
                     masks, # their water masks (n, T, T, 1)
                     flood:dict, # the profile's `flood` section
                     steps:int, # optimiser steps
                     seed:int=0, # seed of weights and batches
                    ):
-    "A U-Net trained for `steps` steps on (images, masks) with the profile's loss, width and depth."
-    import tensorflow as tf
-    if len(images) == 0: raise InputError("no training tiles; use a larger real fraction or more synthetic pairs")
-    set_seed(seed)
-    model = unet(images.shape[1], images.shape[-1], flood['filters'], flood['depth'])
-    lr = keras.optimizers.schedules.CosineDecay(flood['lr'], max(steps, 1))   # ends at a settled point, not a noisy step
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=flood_loss(flood['loss'], water_weight(masks)))
-    ds = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed).repeat()
-          .batch(flood['batch_size'], drop_remainder=False).prefetch(2))
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return model
+    "A U-Net trained for `steps` steps on (images, masks) with the profile's loss, width and depth (one `SegmenterTrainer.fit`)."
+    return SegmenterTrainer(images.shape[1], images.shape[-1], flood, steps).fit(images, masks, seed)
 
 def evaluate(model, # a trained U-Net
              images, masks, # test tiles and true masks
@@ -191,7 +216,7 @@ def flood_runs(real:tuple, # (images, masks) real training tiles
               ):
     "One row per (training set, real fraction, seed) with the test metrics, plus the Frechet distances."
     steps, n = budget_steps(len(real[0]), flood), len(real[0])
-    rows, fd = [], None
+    rows, fd, trainer = [], None, SegmenterTrainer(real[0].shape[1], real[0].shape[-1], flood, steps)
     for seed in flood['seeds']:
         perm = np.random.default_rng(seed).permutation(n)
         runs = [('synthetic_only', None, syn)]
@@ -201,7 +226,7 @@ def flood_runs(real:tuple, # (images, masks) real training tiles
                      ('real_plus_synthetic', f, (np.concatenate([real[0][k], syn[0]]), np.concatenate([real[1][k], syn[1]])))]
         for name, f, (x, y) in runs:
             t0 = time.perf_counter()
-            model = train_segmenter(x, y, flood, steps, seed)
+            model = trainer.fit(x, y, seed)
             rows.append(dict(set=name, real_fraction=f, seed=seed, train_tiles=len(x), steps=steps,
                              seconds=round(time.perf_counter() - t0, 2), **evaluate(model, *test)))
             if progress: progress(f"{name} f={f} seed={seed}: iou={rows[-1]['iou']:.3f} ({rows[-1]['seconds']} s)")
