@@ -6,6 +6,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'tilegan_core.bench._engine_errors': ('bench.html#_engine_errors', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench._make_strategy': ('bench.html#_make_strategy', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench._pick': ('bench.html#_pick', 'tilegan_core/bench.py'),
+                                    'tilegan_core.bench._steps_only': ('bench.html#_steps_only', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.bench_cli': ('bench.html#bench_cli', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.bench_data': ('bench.html#bench_data', 'tilegan_core/bench.py'),
                                     'tilegan_core.bench.best_time': ('bench.html#best_time', 'tilegan_core/bench.py'),
