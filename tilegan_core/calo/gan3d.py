@@ -125,7 +125,7 @@ def channels(n:int, # published channel count
 def build_generator(latent_dim:int=256, # Ep/100, angle and latent_dim-2 Gaussian values
                     width:float=1.0, # multiplier of the published channel counts
                     fused:bool=True, # upsampling and first convolution as one `UpsampleConv3D` (False: the reference's two layers)
-                    prior:layers.Layer|None=None, # a `ShowerPrior`: the image becomes relu(prior + correction), the correction starting at 0
+                    prior:layers.Layer|None=None, # a `ShowerPrior`: the image becomes prior * exp(correction), the correction starting at 0
                    ):
     "The 3DGAN generator: latent (N, latent_dim) -> shower (N, 51, 51, 25, 1) in the power-transformed space."
     z = keras.Input((latent_dim,), name='latent')
@@ -142,7 +142,7 @@ def build_generator(latent_dim:int=256, # Ep/100, angle and latent_dim-2 Gaussia
             continue
         if i == last:
             x = layers.Conv3D(1, k, kernel_initializer='zeros' if prior is not None else 'glorot_normal', name='image_conv')(x)
-            if prior is not None: x = layers.Add(name='with_prior')([x, prior(z)])
+            if prior is not None: x = layers.Multiply(name='with_prior')([prior(z), layers.Activation('exponential', name='correction')(x)])
             return keras.Model(z, layers.Activation('relu', dtype='float32', name='image')(x), name='generator')
         x = layers.Conv3D(channels(f, width), k, activation='relu', kernel_initializer='he_uniform', name=f'conv{i}')(x)
         if i < last - 1: x = layers.BatchNormalization(epsilon=1e-6, synchronized=True, name=f'bn{i}')(x)
