@@ -69,7 +69,7 @@ def quiet_tensorflow():
     if 'tensorflow' in sys.modules or any(isinstance(f, QuietFinder) for f in sys.meta_path): return False
     if os.environ.get('TILEGAN_TF_LOG') != 'quiet':
         if 'TF_CPP_MIN_LOG_LEVEL' in os.environ: return False  # the user's setting wins
-        os.environ.update(TF_CPP_MIN_LOG_LEVEL='2', TILEGAN_TF_LOG='quiet')  # inherited by child processes
+        os.environ.update(TF_CPP_MIN_LOG_LEVEL='3', TILEGAN_TF_LOG='quiet')  # inherited by child processes
     sys.meta_path.insert(0, QuietFinder())
     return True
 
