@@ -3,6 +3,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest, yaml
+from conftest import run, one_line_error
 
 BIN = Path(sys.executable).parent
 TRAIN = str(BIN/'tilegan-train')
@@ -39,8 +40,8 @@ def test_bad_input_one_line(tmp_path):
     assert rc == 2 and last.startswith('tilegan-train: error: --strategy tpu: no TPU is reachable')
     rc, _, err = train('toy', '--set', 'train.lr_scaling=cubic', '--out', str(tmp_path/'x'))
     assert rc == 2 and 'train.lr_scaling' in err
-    rc, _, err = train('toy', '--data', str(tmp_path/'missing.tfrecord'), '--steps', '1', '--out', str(tmp_path/'y'))
-    assert rc == 2 and 'missing.tfrecord' in err
+    r = run('tilegan-train', 'toy', '--data', tmp_path/'missing.tfrecord', '--steps', '1', '--out', tmp_path/'y')
+    assert r.stderr.strip() == one_line_error(r, 'tilegan-train') and 'missing.tfrecord' in r.stderr   # refused before TensorFlow loads
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@
 # %% ../nbs/22_train.ipynb #13cf40b6
 from __future__ import annotations
 import os, re, sys, time, importlib
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before TensorFlow is imported: keep C++ info logs out of the output
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Annotated
@@ -126,4 +125,6 @@ def train_cli(task:Annotated[str, {'choices': sorted(TASKS)}], # which GAN: 'sat
         if v is not None: over.append(f'train.{k}={v}')
     cfg = load_profile(profile, over)  # checks every override before anything is written
     if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, Pods(workers, gpus_per_worker, image))
+    if data and not is_url(data) and not Path(data).exists():   # refused before TensorFlow loads
+        raise InputError(f"{data}: no such file or folder; check --data")
     return run_training(task, cfg, data, out, resume)
