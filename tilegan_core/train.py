@@ -125,6 +125,6 @@ def train_cli(task:Annotated[str, {'choices': sorted(TASKS)}], # which GAN: 'sat
         if v is not None: over.append(f'train.{k}={v}')
     cfg = load_profile(profile, over)  # checks every override before anything is written
     if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, Pods(workers, gpus_per_worker, image))
-    if data and not is_url(data) and not Path(data).exists():   # refused before TensorFlow loads
-        raise InputError(f"{data}: no such file or folder; check --data")
+    if task not in DATA_CHECKS and data and not is_url(data) and not Path(data).exists():   # the others check their data their own way
+        raise InputError(f"{data}: no such file or folder; check --data")                  # refused before TensorFlow loads
     return run_training(task, cfg, data, out, resume)
