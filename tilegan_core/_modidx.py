@@ -1024,6 +1024,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'tilegan_core.scaling.step_time': ('scaling.html#step_time', 'tilegan_core/scaling.py')},
             'tilegan_core.train': { 'tilegan_core.train.Pods': ('train.html#pods', 'tilegan_core/train.py'),
                                     'tilegan_core.train.emit_job': ('train.html#emit_job', 'tilegan_core/train.py'),
+                                    'tilegan_core.train.existing_data': ('train.html#existing_data', 'tilegan_core/train.py'),
                                     'tilegan_core.train.run_training': ('train.html#run_training', 'tilegan_core/train.py'),
                                     'tilegan_core.train.split_sets': ('train.html#split_sets', 'tilegan_core/train.py'),
                                     'tilegan_core.train.task_builder': ('train.html#task_builder', 'tilegan_core/train.py'),

@@ -13,7 +13,7 @@ from .config import load_profile, split_overrides
 from .cli import command
 
 # %% auto #0
-__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'task_builder', 'run_training', 'Pods', 'emit_job', 'train_cli']
+__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'existing_data', 'task_builder', 'run_training', 'Pods', 'emit_job', 'train_cli']
 
 # %% ../nbs/22_train.ipynb #64a7d285
 def split_sets(sets:list|None, # `--set` values as given
@@ -23,8 +23,16 @@ def split_sets(sets:list|None, # `--set` values as given
 
 # %% ../nbs/22_train.ipynb #1687195b
 TASKS = {'sat': 'tilegan_core.sat.cprogan', 'calo': 'tilegan_core.calo.gan3d', 'toy': 'tilegan_core.loops'}
+def existing_data(cfg, # the loaded profile (the check needs only the path)
+                  data:str, # training data: '' (generated), a local path or a bucket URL
+                 ):
+    "`data`, unless it names a local file or folder that is not there ('' and bucket URLs pass: TensorFlow reads buckets)."
+    if data and not is_url(str(data)) and not Path(data).exists(): raise InputError(f"{data}: no such file or folder; check --data")
+    return data
+
 # `check(cfg, data)` of a task's training data from metadata, without TensorFlow: bad data is refused before it loads
-DATA_CHECKS = {'sat': 'tilegan_core.sat.data:training_metadata', 'calo': 'tilegan_core.calo.data:training_source'}
+DATA_CHECKS = {'sat': 'tilegan_core.sat.data:training_metadata', 'calo': 'tilegan_core.calo.data:training_source',
+               'toy': 'tilegan_core.train:existing_data'}
 
 def task_builder(task:str, # 'sat', 'calo' or 'toy'
                 ):
@@ -125,6 +133,4 @@ def train_cli(task:Annotated[str, {'choices': sorted(TASKS)}], # which GAN: 'sat
         if v is not None: over.append(f'train.{k}={v}')
     cfg = load_profile(profile, over)  # checks every override before anything is written
     if emit_tfjob: return emit_job(emit_tfjob, task, profile, data, out, over, cfg.train.loop, Pods(workers, gpus_per_worker, image))
-    if task not in DATA_CHECKS and data and not is_url(data) and not Path(data).exists():   # the others check their data their own way
-        raise InputError(f"{data}: no such file or folder; check --data")                  # refused before TensorFlow loads
     return run_training(task, cfg, data, out, resume)

@@ -154,7 +154,8 @@ class SegmenterTrainer:
         if tuple(images.shape[1:]) != self.tile_shape:
             raise InputError(f"training tiles {tuple(images.shape[1:])}: this trainer was built for {self.tile_shape}")
         set_seed(seed)
-        self.model.set_weights(unet(*self.tile_shape[1:], self.flood['filters'], self.flood['depth']).get_weights())
+        size, _, bands = self.tile_shape
+        self.model.set_weights(unet(size, bands, self.flood['filters'], self.flood['depth']).get_weights())
         for v, x in zip(self.model.optimizer.variables, self._fresh_opt): v.assign(x)
         self.pos_weight.assign(water_weight(masks))
         ds = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed).repeat()

@@ -426,8 +426,8 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
         else: todo.append((r, c)); ctxs.append(ctx)
     if not todo: return []
     n = len(todo)
-    ctx = tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3))
-    t, m = _complete_k(complete, ctx, step_seed, k)
+    batch = tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3))   # (top-left, top-right, bottom-left), each (n, T, T, C)
+    t, m = _complete_k(complete, batch, step_seed, k)
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
     if t.shape != (n * k, size, size, bands) or m.shape != (n * k, size, size, 1):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
@@ -435,7 +435,7 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
         t, m = t.reshape(n, k, size, size, bands), m.reshape(n, k, size, size, 1)
         pick = pick_candidates(t, m, np.array([guide['target'][r, c] for r, c in todo]), guide['kind'])
         t, m = t[np.arange(n), pick], m[np.arange(n), pick]
-    if spec.method == 'blend': t = anchor_detail(t, np.stack(ctx, 1))
+    if spec.method == 'blend': t = anchor_detail(t, np.stack(batch, 1))
     for (r, c), ti, mi in zip(todo, t, m):
         buf.tile(r, c)[..., :bands] = ti
         buf.tile(r, c)[..., bands] = mi[..., 0]
