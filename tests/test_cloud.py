@@ -51,6 +51,7 @@ def test_train_on_bucket_and_resume(tmp_path):
     assert 'ckpt-6.index' in state['checkpoints'] and 'checkpoint' in state['checkpoints']
 
 
+@pytest.mark.slow   # trains
 def test_strategy_auto_and_tpu_settings(tmp_path):
     "`--strategy auto` takes the runtime's strategy (here: CPU, default); on a TPU it would be TPUStrategy with 128 per core."
     s = last_json(run('tilegan-train', 'toy', '--strategy', 'auto', '--steps', '2', '--out', tmp_path/'r', '--json'))

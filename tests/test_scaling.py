@@ -49,7 +49,7 @@ def test_bench_flops_match_hand_count(bench):
 
 @pytest.mark.parametrize('args, msg', [
     (['--loop', 'fit'], "--loop 'fit'"),
-    (['--model', 'gpt'], "choose one of toy"),
+    (['--model', 'gpt'], "choose one of sat, calo, toy"),
     (['--replicas', '0'], '--replicas'),
     (['--model', 'sat', '--data', ''], '--model sat'),
 ])

@@ -12,11 +12,11 @@ from .cli import command
 from .config import load_profile
 
 # %% auto #0
-__all__ = ['BUILDERS', 'SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'REF_LOSS_WEIGHTS', 'REF_LR', 'REF_FLIP', 'best_time',
-           'peak_matmul', 'conv3d_flops', 'peak_conv3d', 'machine_report', 'machine_cli', 'builder', 'task_flops',
-           'step_times', 'time_task', 'input_throughput', 'tf_nest_first', 'ok_runs', 'Sweep', 'throughput',
-           'builtin_over_custom', 'input_margin', 'bench_data', 'worker_throughput', 'bench_cli', 'reference_loop_time',
-           'reference_comparison', 'layer_times', 'time_by_layer_class', 'generator_time']
+__all__ = ['SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'REF_LOSS_WEIGHTS', 'REF_LR', 'REF_FLIP', 'best_time', 'peak_matmul',
+           'conv3d_flops', 'peak_conv3d', 'machine_report', 'machine_cli', 'task_flops', 'step_times', 'time_task',
+           'input_throughput', 'tf_nest_first', 'ok_runs', 'Sweep', 'throughput', 'builtin_over_custom', 'input_margin',
+           'bench_data', 'worker_throughput', 'bench_cli', 'reference_loop_time', 'reference_comparison', 'layer_times',
+           'time_by_layer_class', 'generator_time']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -78,23 +78,14 @@ def machine_cli(profile:str='quick', # profile whose bench section sets the size
     return machine_report(cfg.bench.matmul_size, cfg.bench.repeats)
 
 # %% ../nbs/06_bench.ipynb #05e79150
-import os, sys, copy, json as _json, math, tempfile, subprocess, importlib
+import os, sys, copy, json as _json, math, tempfile, subprocess
 from pathlib import Path
 from .core import InputError, set_seed, write_json_atomic
+from .train import TASKS, task_builder, check_data
 
-BUILDERS = dict(toy='tilegan_core.loops', calo='tilegan_core.calo.gan3d', sat='tilegan_core.sat.cprogan')  # model -> module with build_task
 SCHEDULES = dict(toy=dict(d_real=1, d_fake=1, g_updates=1),    # D on real+fake in one update, G once
                  calo=dict(d_real=1, d_fake=1, g_updates=2),   # 3DGAN: D on a real then a fake batch, G twice
                  sat=dict(d_real=1, d_fake=1, g_updates=1))    # WGAN-GP critic step + G step (penalty not counted)
-
-def builder(model:str, # 'toy', 'calo' or 'sat'
-           ):
-    "The `build_task` function of `model`'s module (an InputError when that module is not there yet)."
-    if model not in BUILDERS: raise InputError(f"--model {model!r}: choose one of {', '.join(BUILDERS)}")
-    try: mod = importlib.import_module(BUILDERS[model])
-    except ImportError as e: raise InputError(f"--model {model}: {BUILDERS[model]} is not available ({e.name}); pip install -e . in a full checkout")
-    if not hasattr(mod, 'build_task'): raise InputError(f"--model {model}: {BUILDERS[model]} has no build_task yet")
-    return mod.build_task
 
 # %% ../nbs/06_bench.ipynb #fc8d7d5a
 def _pick(models, keys):
@@ -202,7 +193,7 @@ def throughput(model:str, # 'toy', 'calo' or 'sat'
               ):
     "Measure every configuration; returns {'flops', 'peak_gflops', 'runs': [...], 'input': {...}} (a failed configuration has 'error')."
     from tilegan_core.distribute import set_precision
-    build, cfg = builder(model), _steps_only(cfg)
+    build, cfg = task_builder(model), _steps_only(cfg)
     mw = _make_strategy(1, True) if multiworker else None  # collectives must be set up before any other TensorFlow op
     peak = peak_gflops or max(peak_matmul(cfg.bench.matmul_size, cfg.bench.repeats)['gflops'], peak_conv3d(repeats=cfg.bench.repeats)['gflops'])
     runs, fl, inp = [], None, None
@@ -309,7 +300,7 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
               json:bool=False, # print one JSON object
              ):
     "Measure train-step throughput (samples/s), step time, MFU and input-pipeline throughput."
-    if model not in BUILDERS: raise InputError(f"--model {model!r}: choose one of {', '.join(BUILDERS)}")
+    if model not in TASKS: raise InputError(f"--model {model!r}: choose one of {', '.join(TASKS)}")
     from tilegan_core.train import split_sets
     over = split_sets(set)
     cfg = load_profile(profile, over)
@@ -319,12 +310,13 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
         if l not in ('custom', 'builtin'): raise InputError(f"--loop {l!r}: choose custom, builtin or both (custom,builtin)")
     if not reps or min(reps) < 1: raise InputError(f"--replicas {replicas!r}: give counts >= 1, e.g. 1,2")
     steps, warmup = steps or cfg.bench.steps, cfg.bench.warmup if warmup is None else warmup
-    builder(model)  # fail early when the model's module is missing
-    if not multiworker:
-        from tilegan_core.distribute import configure_devices
-        configure_devices(max(reps))
     with tempfile.TemporaryDirectory(prefix='tilegan-bench-') as work:
-        d = data or bench_data(model, cfg, work)
+        d = data or bench_data(model, cfg, work)   # generated without TensorFlow
+        check_data(model, cfg, d)                  # bad data is refused before TensorFlow loads
+        task_builder(model)                        # and a missing model module
+        if not multiworker:
+            from tilegan_core.distribute import configure_devices
+            configure_devices(max(reps))
         res = throughput(model, cfg, d, Sweep(tuple(loops), tuple(reps), (False, True) if xla else (False,), tuple(precs), steps, warmup),
                          multiworker=multiworker)
         if workers and not multiworker:
@@ -388,7 +380,7 @@ def reference_comparison(cfg, # the loaded profile
     from tilegan_core.calo.gan3d import build_generator
     cfg = _steps_only(cfg); cfg.gan3d.prior = 'none'  # the published model, as the reference has it
     set_seed(cfg.seed)
-    task = builder('calo')(cfg, data, _make_strategy(1, False))
+    task = task_builder('calo')(cfg, data, _make_strategy(1, False))
     ours = time_task(task, 'custom', steps, warmup, False, work)
     g, d = _pick(task.models, ('gen',)), _pick(task.models, ('disc', 'critic'))
     g_ref = build_generator(cfg.gan3d.latent_dim, cfg.gan3d.width, fused=False)

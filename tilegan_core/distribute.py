@@ -6,8 +6,6 @@
 from __future__ import annotations
 import os, json, math, socket, contextlib
 from pathlib import Path
-import tensorflow as tf
-import keras
 import yaml
 from .core import InputError, atomic_path, is_url
 from .device import tpu_address
@@ -21,6 +19,7 @@ __all__ = ['configure_devices', 'read_tf_config', 'is_chief_task', 'free_ports',
 def configure_devices(replicas:int=1, # logical CPU devices to create when there is no GPU
                      ):
     "Split the CPU into `replicas` logical devices (no-op with GPUs); call before TensorFlow starts. Returns the device count."
+    import tensorflow as tf
     gpus = tf.config.list_physical_devices('GPU')  # physical queries do not start the runtime; logical ones do
     if gpus: return len(gpus)
     cpu = tf.config.list_physical_devices('CPU')[0]
@@ -77,6 +76,7 @@ def local_tf_config(ports:list, # one port per worker
 # %% ../nbs/20_distribute.ipynb #01230f1e
 def _tpu_strategy():
     "TPUStrategy over a reachable TPU, or an InputError saying how to get one."
+    import tensorflow as tf
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address())
         tf.config.experimental_connect_to_cluster(resolver)
@@ -90,6 +90,7 @@ def make_strategy(name:str='default', # 'default', 'mirrored', 'multiworker' or 
                   replicas:int=1, # replicas for 'mirrored'
                  ):
     "The `tf.distribute` strategy `name`; `mirrored` uses GPUs, or logical CPU devices without GPU."
+    import tensorflow as tf
     if name == 'default': return tf.distribute.get_strategy()
     if name == 'mirrored':
         gpus = tf.config.list_logical_devices('GPU')
@@ -112,6 +113,7 @@ def make_strategy(name:str='default', # 'default', 'mirrored', 'multiworker' or 
 def is_chief(strategy, # the strategy in use
             ):
     "True when this process writes final outputs (always, except non-chief workers of a multi-worker job)."
+    import tensorflow as tf
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy): return is_chief_task(read_tf_config())
     return True
 
@@ -119,6 +121,7 @@ def is_chief(strategy, # the strategy in use
 def python_ops(ds, # a `tf.data.Dataset`
               ):
     "The Python-function ops (`PyFunc`, `EagerPyFunc`, ...) in `ds`'s graph, sorted."
+    import tensorflow as tf
     from tensorflow.core.framework import graph_pb2
     raw = ds._as_serialized_graph(external_state_policy=tf.data.experimental.ExternalStatePolicy.IGNORE)
     g = graph_pb2.GraphDef.FromString(raw.numpy())
@@ -155,6 +158,7 @@ def scaled_lr(lr:float, # the profile's learning rate (for one replica)
 def set_precision(policy:str='float32', # 'float32', 'mixed_bfloat16' or 'mixed_float16'
                  ):
     "Set the global Keras dtype policy; returns the policy name."
+    import keras
     if policy not in ('float32', 'mixed_bfloat16', 'mixed_float16'):
         raise InputError(f"train.precision={policy!r}: choose one of 'float32', 'mixed_bfloat16', 'mixed_float16'")
     keras.mixed_precision.set_global_policy(policy)
@@ -163,6 +167,7 @@ def set_precision(policy:str='float32', # 'float32', 'mixed_bfloat16' or 'mixed_
 def wrap_optimizer(opt, # a Keras optimizer
                   ):
     "`opt`, inside a `LossScaleOptimizer` when the global policy is float16."
+    import keras
     if keras.mixed_precision.global_policy().compute_dtype == 'float16' and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
         return keras.optimizers.LossScaleOptimizer(opt)
     return opt

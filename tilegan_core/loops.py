@@ -12,6 +12,7 @@ import keras
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import InputError, atomic_path, write_json_atomic, set_seed, is_url
+from .records import RecordWriter, example
 from .distribute import (configure_devices, make_strategy, is_chief, read_tf_config, global_batch,
                                      scaled_lr, wrap_optimizer)
 
@@ -257,11 +258,8 @@ def write_toy_records(dest:str|Path, # the .tfrecord file to write
                       y, # (n,) classes
                      ):
     "Write toy examples as a TFRecord file, atomically."
-    with atomic_path(dest) as p, tf.io.TFRecordWriter(str(p)) as w:
-        for xi, yi in zip(np.asarray(x, 'float32'), np.asarray(y)):
-            f = {'x': tf.train.Feature(float_list=tf.train.FloatList(value=xi.tolist())),
-                 'y': tf.train.Feature(int64_list=tf.train.Int64List(value=[int(yi)]))}
-            w.write(tf.train.Example(features=tf.train.Features(feature=f)).SerializeToString())
+    with atomic_path(dest) as p, RecordWriter(p) as w:
+        for xi, yi in zip(np.asarray(x, 'float32'), np.asarray(y)): w.write(example(x=xi, y=yi))
     return dest if is_url(dest) else Path(dest)
 
 def parse_toy(record):

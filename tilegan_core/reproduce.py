@@ -6,7 +6,6 @@
 from __future__ import annotations
 import os, sys, time, json, ast, hashlib
 from pathlib import Path
-import nbformat
 from .core import InputError, repo_root, git_commit, now_iso, write_json_atomic, atomic_path
 from .config import load_profile, split_overrides
 from .results import collect, report_markdown, check_claims
@@ -65,6 +64,7 @@ def select(names:list, # all experiment names, in order
 def declared(nb:str|Path, # an experiment notebook
             ):
     "`{'needs': [...], 'budget': seconds or None}` from the notebook's `start_experiment(...)` call."
+    import nbformat  # here: it takes 2 s to import, and bad arguments are refused before
     for c in nbformat.read(str(nb), as_version=4).cells:
         if c.cell_type != 'code' or 'start_experiment(' not in c.source: continue
         for node in ast.walk(ast.parse('\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith(('%', '!'))))):

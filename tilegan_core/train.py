@@ -13,7 +13,8 @@ from .config import load_profile, split_overrides
 from .cli import command
 
 # %% auto #0
-__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'existing_data', 'task_builder', 'run_training', 'Pods', 'emit_job', 'train_cli']
+__all__ = ['TASKS', 'DATA_CHECKS', 'split_sets', 'existing_data', 'check_data', 'task_builder', 'run_training', 'Pods',
+           'emit_job', 'train_cli']
 
 # %% ../nbs/22_train.ipynb #64a7d285
 def split_sets(sets:list|None, # `--set` values as given
@@ -33,6 +34,15 @@ def existing_data(cfg, # the loaded profile (the check needs only the path)
 # `check(cfg, data)` of a task's training data from metadata, without TensorFlow: bad data is refused before it loads
 DATA_CHECKS = {'sat': 'tilegan_core.sat.data:training_metadata', 'calo': 'tilegan_core.calo.data:training_source',
                'toy': 'tilegan_core.train:existing_data'}
+
+def check_data(task:str, # 'sat', 'calo' or 'toy'
+               cfg, # the loaded profile
+               data:str, # the task's training data
+              ):
+    "Refuse bad training data for `task` in one line, from its metadata and before TensorFlow loads (`DATA_CHECKS`)."
+    if task not in DATA_CHECKS: raise InputError(f"task {task!r}: choose one of {sorted(TASKS)}")
+    mod, fn = DATA_CHECKS[task].split(':')
+    return getattr(importlib.import_module(mod), fn)(cfg, data)
 
 def task_builder(task:str, # 'sat', 'calo' or 'toy'
                 ):
@@ -56,9 +66,7 @@ def run_training(task:str, # 'sat', 'calo' or 'toy'
                 ):
     "Configure devices, build the strategy and the task, train, and (chief) write the run folder; returns the summary."
     tr, out = cfg.train, str(out)
-    if task in DATA_CHECKS:
-        mod, fn = DATA_CHECKS[task].split(':')
-        getattr(importlib.import_module(mod), fn)(cfg, data)
+    check_data(task, cfg, data)
     from tilegan_core.distribute import configure_devices, make_strategy, set_precision, is_chief, read_tf_config, check_tpu_input
     builder = task_builder(task)
     configure_devices(tr.replicas if tr.strategy == 'mirrored' else 1)  # first: before TensorFlow starts

@@ -12,6 +12,7 @@ import numpy as np
 import h5py
 from ..core import InputError, atomic_path, write_json_atomic
 from ..cli import command
+from ..records import RecordWriter, example
 
 # %% auto #0
 __all__ = ['ECAL_SHAPE', 'ECAL_SCALE', 'FILE_UNIT', 'ENERGY_SCALE', 'ANGLES', 'TILT_AXIS', 'MANIFEST', 'undo_power',
@@ -212,11 +213,7 @@ def read_calo_h5(path:str|Path, # a calorimeter HDF5 file (CLIC variable-angle o
 MANIFEST = 'manifest.json'  # written last into a shard folder by `to_tfrecords`
 
 def _example(ecal, energy, angle, key):
-    import tensorflow as tf
-    f = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
-    return tf.train.Example(features=tf.train.Features(feature={
-        'ecal': tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(ecal, np.float32).tobytes()])),
-        'energy': f(energy), key: f(angle)})).SerializeToString()
+    return example(ecal=np.ascontiguousarray(ecal, np.float32).tobytes(), energy=[energy], **{key: [angle]})
 
 def to_tfrecords(h5_files:list, # calorimeter HDF5 files to convert
                  out_dir:str|Path, # folder for the shards (new or empty of shards)
@@ -232,12 +229,11 @@ def to_tfrecords(h5_files:list, # calorimeter HDF5 files to convert
     out_dir = Path(out_dir)
     if out_dir.is_dir() and (list(out_dir.glob('*.tfrecord*')) or (out_dir/MANIFEST).exists()):
         raise InputError(f"{out_dir}: already holds shards; convert into a new or empty folder")
-    import tensorflow as tf  # only now: bad input is refused without loading it
     shards, buf = [], []
     def flush():
         dest = out_dir/f'{prefix}-{len(shards):05d}.tfrecord.gz'
         with atomic_path(dest) as tmp:
-            with tf.io.TFRecordWriter(str(tmp), options='GZIP') as w:
+            with RecordWriter(tmp, compress=True) as w:
                 for rec in buf: w.write(rec)
         shards.append(dict(file=dest.name, events=len(buf))); buf.clear()
     for s in srcs:

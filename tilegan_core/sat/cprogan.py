@@ -298,7 +298,6 @@ class CProGanTask(GanTask):
                 ):
         meta = training_metadata(cfg, data)
         sat, w, g = cfg.sat, cfg.wae, cfg.cprogan
-        if w.batch_size > 4 * g.batch_size: raise InputError(f"wae.batch_size={w.batch_size}: at most 4 x cprogan.batch_size = {4 * g.batch_size} tiles per step")
         ress = resolutions(g.start_res, sat.tile_size)
         n, reps = len(ress), strategy.num_replicas_in_sync
         gb = global_batch(g.batch_size, strategy)

@@ -23,6 +23,7 @@ from ..core import InputError, atomic_path, write_json_atomic, now_iso
 from ..cli import command
 from ..config import load_profile
 from ..manifests import sha256
+from ..records import RecordWriter, example
 
 # %% auto #0
 __all__ = ['S2_BANDS', 'SAR_DB_RANGES', 'SPLITS', 'SHUFFLE_BUFFER', 'scene_format', 'band_names', 'Scene', 'open_scene',
@@ -436,14 +437,8 @@ def scene_samples(scene:Scene, # the scene to cut
 
 # %% ../../nbs/10_sat_data.ipynb #20beae92
 def _example(img, mask, transform, scene_idx, r, c):
-    tf = _tf()
-    f = tf.train.Feature
-    return tf.train.Example(features=tf.train.Features(feature=dict(
-        image=f(bytes_list=tf.train.BytesList(value=[img.tobytes()])),
-        mask=f(bytes_list=tf.train.BytesList(value=[mask.tobytes()])),
-        transform=f(bytes_list=tf.train.BytesList(value=[np.asarray(transform, '<f8').tobytes()])),
-        scene=f(int64_list=tf.train.Int64List(value=[scene_idx])),
-        row=f(int64_list=tf.train.Int64List(value=[r])), col=f(int64_list=tf.train.Int64List(value=[c]))))).SerializeToString()
+    return example(image=img.tobytes(), mask=mask.tobytes(), transform=np.asarray(transform, '<f8').tobytes(),
+                   scene=scene_idx, row=r, col=c)
 
 # %% ../../nbs/10_sat_data.ipynb #e2ae0ebd
 class ShardWriter:
@@ -461,7 +456,7 @@ class ShardWriter:
             stack = contextlib.ExitStack()
             name = f"{split}{self.tag}-{len([d for d in self.done if d['split'] == split]):05d}.tfrecord"
             tmp = stack.enter_context(atomic_path(self.out/name))
-            self.open[split] = (stack, _tf().io.TFRecordWriter(str(tmp)), name, [0])
+            self.open[split] = (stack, RecordWriter(tmp), name, [0])
         stack, w, name, k = self.open[split]
         w.write(record); k[0] += 1; self.counts[split] += 1
         if k[0] == self.size: self._finish(split)
@@ -666,6 +661,8 @@ def training_metadata(cfg, # the loaded profile (`sat.tile_size`)
                      ):
     "The metadata of tiles folder `data`, checked for training with `cfg`; it needs no TensorFlow, so bad data is refused at once."
     if not data: raise InputError("--data is required for the satellite GAN: a folder written by tilegan-sat-tiles")
+    w, g = cfg.wae, cfg.cprogan
+    if w.batch_size > 4 * g.batch_size: raise InputError(f"wae.batch_size={w.batch_size}: at most 4 x cprogan.batch_size = {4 * g.batch_size} tiles per step")
     meta = read_metadata(data)
     if meta['tile_size'] != cfg.sat.tile_size:
         raise InputError(f"{data}: tiles of {meta['tile_size']} px, but sat.tile_size={cfg.sat.tile_size}; retile or set sat.tile_size={meta['tile_size']}")
@@ -800,12 +797,12 @@ def write_large_scene(path:str|Path, # the GeoTIFF to write
 
 _BENCH = """
 import json, resource, sys, time
-from tilegan_core.sat.data import tile_scenes, TilingSpec, SplitSpec, _tf
-_tf()
+from tilegan_core.sat.data import tile_scenes, TilingSpec, SplitSpec
 imp = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 meta = tile_scenes([sys.argv[1]], sys.argv[2], TilingSpec(int(sys.argv[3])), SplitSpec(method='none'))
 print(json.dumps(dict(samples=meta['count'], tiling_seconds=time.perf_counter() - t, import_rss_mb=imp / 1024,
+                      tensorflow_loaded='tensorflow' in sys.modules,
                       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """
 
