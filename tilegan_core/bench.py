@@ -81,7 +81,7 @@ def machine_cli(profile:str='quick', # profile whose bench section sets the size
 import os, sys, copy, json as _json, math, tempfile, subprocess
 from pathlib import Path
 from .core import InputError, set_seed, write_json_atomic
-from .train import TASKS, task_builder, check_data
+from .train import TASKS, task_builder, check_data, split_sets
 
 SCHEDULES = dict(toy=dict(d_real=1, d_fake=1, g_updates=1),    # D on real+fake in one update, G once
                  calo=dict(d_real=1, d_fake=1, g_updates=2),   # 3DGAN: D on a real then a fake batch, G twice
@@ -301,7 +301,6 @@ def bench_cli(model:str='toy', # 'toy', 'calo' or 'sat'
              ):
     "Measure train-step throughput (samples/s), step time, MFU and input-pipeline throughput."
     if model not in TASKS: raise InputError(f"--model {model!r}: choose one of {', '.join(TASKS)}")
-    from tilegan_core.train import split_sets
     over = split_sets(set)
     cfg = load_profile(profile, over)
     reps = [1] if multiworker else (_csv(replicas, int) if replicas else list(cfg.bench.replicas))

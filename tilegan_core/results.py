@@ -240,11 +240,12 @@ def report_markdown(out_dir:str|Path, # the folder holding `sections/`
     if meta.get('claims'): L += ["**The papers' claims on this run**", '', markdown_table(meta['claims']), '']
     L += [f"Profile `{meta.get('profile')}` · commit `{meta.get('commit')}` · {meta.get('date')}",
           '', f"Command: `{meta.get('command')}`", '', '| experiment | wall time (s) | budget (s) | status |', '|---|---|---|---|']
-    over = lambda t, b: ', over budget' if b and t > b else ''
-    L += [f"| {n} | {wall.get(n, '')} | {budget.get(n) or ''} | {status.get(n, '')}{over(wall.get(n, 0), budget.get(n))} |" for n in names]
+    late = lambda t, b: bool(b) and t > b   # no budget: never late
+    L += [f"| {n} | {wall.get(n, '')} | {budget.get(n) or ''} | {status.get(n, '')}{', over budget' if late(wall.get(n, 0), budget.get(n)) else ''} |"
+          for n in names]
     ran = [n for n in names if n in wall]
     total, total_budget = round(sum(wall[n] for n in ran), 1), round(sum(budget.get(n) or 0 for n in ran), 1)
-    L += [f"| total | {total} | {total_budget} | {over(total, total_budget).lstrip(', ')} |"]
+    L += [f"| total | {total} | {total_budget} | {'over budget' if late(total, total_budget) else ''} |"]
     for n in names:
         f = Path(out_dir)/'sections'/f'{n}.json'
         if not f.exists(): continue
