@@ -41,7 +41,7 @@ def test_custom_loop_resume_mid_stage_then_complete(tiles, tmp_path):
     assert done == list(range(1, 13)), done                   # nothing repeated, nothing lost
     assert all(np.isfinite(r['d_loss']) for r in steps if 'event' not in r)
     gan = [r for r in steps if r.get('phase') == 1.0]
-    assert gan and all(r['g_spectral'] > 0 for r in gan)    # the generator's spectral term is on and logged
+    assert gan and all(r['g_spectral'] > 0 and r['g_recon'] > 0 for r in gan)   # the generator's spectral and coarse terms are on and logged
     assert (out/'models'/'cprogan.json').exists() and (out/'models'/'generator.weights.h5').exists()
     check_completions(out/'models', tiles)
 

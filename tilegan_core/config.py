@@ -47,7 +47,9 @@ QUICK = dict(
         eps=1e-8,                     # Adam epsilon
         gp_lambda=10.0,               # WGAN-GP gradient-penalty weight
         drift=1e-3,                   # drift penalty on critic outputs
-        spectral_weight=10.0,         # weight of the generator's log power-spectrum loss against the true tile (0: the paper's losses)
+        spectral_weight=30.0,         # weight of the generator's log power-spectrum loss against the true tile (0: the paper's losses)
+        recon_weight=30.0,            # weight of the coarse (8x8-cell) L1 term of image and mask against the true tile (0: off)
+        guide_inputs=True,            # the generator also takes a tile's target mean and water fraction, so a mosaic can follow a coarse map
         kimg_stable=3.0,              # thousands of images shown per stable stage (paper: 300)
         kimg_fade=2.0,                # thousands of images shown per fade-in (paper: 1500)
         start_res=4,                  # first resolution of the progressive schedule
@@ -151,6 +153,7 @@ RULES = {
     'cprogan.beta1': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'cprogan.beta2': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'cprogan.spectral_weight': (lambda v: v >= 0, '>= 0'),
+    'cprogan.recon_weight': (lambda v: v >= 0, '>= 0'),
     'mosaic.method': (lambda v: v in ('paste', 'blend'), "one of 'paste', 'blend'"),
     'mosaic.overlap': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),
     'mosaic.candidates': (lambda v: isinstance(v, int) and v >= 1, 'an integer >= 1'),

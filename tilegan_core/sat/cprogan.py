@@ -19,12 +19,13 @@ from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, 
                                   EqConv2D)
 
 # %% auto #0
-__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'SPECTRAL_FLOOR', 'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput',
-           'reflect_conv', 'TileGenerator', 'CProGan', 'encode_context', 'context_borders', 'local_critic', 'generate',
-           'interpolate', 'gradient_penalty', 'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra',
-           'spectral_loss', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model',
-           'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions',
-           'beats_baselines', 'plot_training']
+__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'GUIDE_DIM', 'SPECTRAL_FLOOR', 'COARSE_CELLS', 'GUIDE_KEEP', 'border_maps',
+           'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv', 'TileGenerator', 'guide_vector', 'CProGan',
+           'encode_context', 'context_borders', 'local_critic', 'generate', 'interpolate', 'gradient_penalty',
+           'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra', 'spectral_loss', 'coarse_loss',
+           'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model', 'load_model',
+           'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions', 'beats_baselines',
+           'plot_training']
 
 # %% ../../nbs/14_sat_cprogan.ipynb #5dd8eb21
 BORDER_ROWS = 2  # rows (columns) of each neighbouring tile's edge that the generator sees
@@ -109,6 +110,21 @@ class TileGenerator(GrowingDecoder):
     def get_config(self): return {**super().get_config(), 'noise_ress': self.noise_ress}
 
 # %% ../../nbs/14_sat_cprogan.ipynb #6ee59efa
+GUIDE_DIM = 4  # generator guide inputs: target mean of band 1, target water fraction (as 2 f - 1), and whether each is given
+
+def guide_vector(image_mean=None, # (n,) target means of band 1 in [-1, 1], NaN where not given; None: none given
+                 water_fraction=None, # (n,) target water fractions in [0, 1], NaN where not given; None: none given
+                 n:int|None=None, # rows, needed only when both are None
+                ):
+    "(n, GUIDE_DIM) float32 guide inputs `[mean, 2 water - 1, has mean, has water]`, zero where a value is not given."
+    given = [np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction) if v is not None]
+    n = len(given[0]) if given else n
+    cols = [np.full(n, np.nan) if v is None else np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction)]
+    if len(cols[0]) != len(cols[1]): raise InputError(f"guide_vector: {len(cols[0])} image means but {len(cols[1])} water fractions")
+    has = [np.isfinite(c) for c in cols]
+    vals = [np.where(h, c, 0.0) for c, h in zip(cols, has)]
+    return np.stack([vals[0], np.where(has[1], 2 * vals[1] - 1, 0.0), *has], -1).astype(np.float32)
+
 class CProGan:
     "The WAE, the generator and the two critics of the conditional progressive GAN, built at every stage."
     def __init__(self, ress:list, # tile resolutions of the stages, e.g. [4, 8, 16, 32]
@@ -119,16 +135,17 @@ class CProGan:
                  wae_filters:int=32, # WAE feature maps at full resolution
                  noise_stages:int=NOISE_STAGES, # last stages whose convolutions get per-pixel noise inputs (0: none)
                  critic_borders:bool=True, # the local critic also sees the context's border maps
+                 guide_inputs:bool=False, # the generator also takes `GUIDE_DIM` coarse-guide inputs (`guide_vector`)
                 ):
         if noise_stages and noise_dim < 2: raise InputError(f"cprogan.noise_dim={noise_dim}: the noise inputs need at least 2 noise values")
         self.ress, self.bands, self.noise_dim, self.latent_dim = list(ress), bands, noise_dim, latent_dim
         fmap_base, fmap_max = fmaps
         self.fmap_base, self.fmap_max, self.wae_filters, self.noise_stages = fmap_base, fmap_max, wae_filters, noise_stages
-        self.critic_borders = bool(critic_borders)
+        self.critic_borders, self.guide_inputs = bool(critic_borders), bool(guide_inputs)
         self.noise_ress = self.ress[len(self.ress) - noise_stages:] if noise_stages else []
         ch = bands + 1
         self.wae = Wae(ress, bands, latent_dim, wae_filters)
-        self.generator = build_all_stages(TileGenerator(ress, noise_dim + 3 * latent_dim, ch, fmap_base, fmap_max, skip_ch=border_channels(bands),
+        self.generator = build_all_stages(TileGenerator(ress, noise_dim + 3 * latent_dim + (GUIDE_DIM if guide_inputs else 0), ch, fmap_base, fmap_max, skip_ch=border_channels(bands),
                                                        noise_ress=self.noise_ress, name='generator'), skip_ch=border_channels(bands))
         self.critic_global = build_all_stages(GrowingEncoder([2 * r for r in ress], ch, 1, 2 * fmap_base, fmap_max, mbstd=True, name='critic_global'))
         self.critic_local = build_all_stages(GrowingEncoder(ress, ch + (border_channels(bands) if critic_borders else 0), 1, fmap_base, fmap_max,
@@ -144,7 +161,8 @@ class CProGan:
         "The architecture as a JSON-able dict (rebuilds an identical `CProGan`)."
         return dict(ress=self.ress, bands=self.bands, noise_dim=self.noise_dim, latent_dim=self.latent_dim,
                     fmap_base=self.fmap_base, fmap_max=self.fmap_max, wae_filters=self.wae_filters,
-                    noise_stages=self.noise_stages, critic_borders=self.critic_borders, context_order=list(CONTEXT_ORDER),
+                    noise_stages=self.noise_stages, critic_borders=self.critic_borders, guide_inputs=self.guide_inputs,
+                    context_order=list(CONTEXT_ORDER),
                     border_rows=BORDER_ROWS)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #1a1e0b1a
@@ -179,6 +197,7 @@ def generate(net:CProGan, # the networks
              alpha=1.0, # fade-in weight
              latents=None, # precomputed `encode_context` output, or None
              borders=None, # `context_borders(context)`, to share its maps between calls (None: made here)
+             guide=None, # (n, GUIDE_DIM) `guide_vector` rows for a model with guide inputs (None: no guidance)
             ):
     "Generated tiles with mask channel, (n, r, r, bands + 1), at the stage's resolution r (values in about [-1, 1])."
     stage = len(net.ress) - 1 if stage is None else stage
@@ -186,7 +205,10 @@ def generate(net:CProGan, # the networks
     borders = borders or context_borders(context)
     maps = pixel_noise(noise, net.noise_ress) if net.noise_ress else {}
     skips = lambda r: (borders(r), maps.get(r))
-    return net.generator.forward(ops.concatenate([ops.cast(noise, 'float32'), lat], -1), stage, alpha, skips)
+    inputs = [ops.cast(noise, 'float32'), lat]
+    if net.guide_inputs: inputs.append(ops.zeros((ops.shape(lat)[0], GUIDE_DIM)) if guide is None else ops.cast(guide, 'float32'))
+    elif guide is not None: raise InputError("guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain")
+    return net.generator.forward(ops.concatenate(inputs, -1), stage, alpha, skips)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #e48d6842
 def interpolate(real, # real inputs (n, ...)
@@ -253,6 +275,18 @@ def spectral_loss(fake, # generated image tiles (n, r, r, bands), no mask channe
     "Per-example mean |log10 spectrum(fake) - log10 spectrum(real)| over bands and radii: (n,)."
     return ops.mean(ops.abs(log_spectra(fake) - log_spectra(real)), axis=(1, 2))
 
+# %% ../../nbs/14_sat_cprogan.ipynb #b8d1f2e3
+COARSE_CELLS = 8  # cells per tile edge of the coarse reconstruction term
+
+def coarse_loss(fake, # generated tiles with mask channel (n, r, r, bands + 1)
+                real, # the true tiles, same shape
+                cells:int=COARSE_CELLS, # cells per edge (tiles smaller than this are compared pixel by pixel)
+               ):
+    "Per-example mean |coarse(fake) - coarse(real)| over `cells x cells` average-pooled cells and all channels: (n,)."
+    c = min(int(fake.shape[1]), cells)
+    return ops.mean(ops.abs(downsample(ops.cast(fake, 'float32'), c) - downsample(ops.cast(real, 'float32'), c)), axis=(1, 2, 3))
+
+
 # %% ../../nbs/14_sat_cprogan.ipynb #606d8b47
 @keras.saving.register_keras_serializable(package='tilegan')
 class PhaseLR(keras.optimizers.schedules.LearningRateSchedule):
@@ -291,7 +325,7 @@ from .data import training_metadata
 class CProGanTask(GanTask):
     "The MMD-WAE, then the conditional progressive GAN, trained as one engine task."
     name = 'cprogan'
-    draws = dict(d_noise=1, g_noise=2, gp_mix=3, wae_prior=4)
+    draws = dict(d_noise=1, g_noise=2, gp_mix=3, wae_prior=4, guide_keep=5)
     def __init__(self, strategy, # the tf.distribute strategy
                  cfg, # the loaded profile (sections sat, wae, cprogan, train)
                  data:str, # a tiles folder written by tilegan-sat-tiles / sat.scenes
@@ -309,7 +343,7 @@ class CProGanTask(GanTask):
         self.files = [str(Path(data)/d['file']) for d in meta['shards'] if d['split'] == 'train']
         set_seed(cfg.seed)
         with self.scope():
-            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, (g.fmap_base, g.fmap_max), w.filters)
+            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, (g.fmap_base, g.fmap_max), w.filters, guide_inputs=g.guide_inputs)
             for k, m in self.net.models.items(): self.add_model(k, m)
             lr_w, lr_g = (scaled_lr(v, reps, cfg.train.lr_scaling) for v in (w.lr, g.lr))
             self.add_optimizer('wae', keras.optimizers.Adam(PhaseLR(lr_w, 0, self.wae_steps, 0.9, 0.999)), _Both(self.net.wae.encoder, self.net.wae.decoder))
@@ -390,13 +424,13 @@ def _wae_loss_at(self:CProGanTask, i, tiles, prior, alpha):
     return tuple(self.replica_mean(v) for v in (loss, rec, m))
 
 @patch
-def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
-    "This replica's share of the critic loss (with GP and Wasserstein estimate) or of the generator loss (with its spectral term), at stage `i`."
+def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g, guide=None):
+    "This replica's share of the critic loss (with GP and Wasserstein estimate) or of the generator loss (with its spectral and coarse terms), at stage `i`."
     g, net, r = self.cfg.cprogan, self.net, self.ress[i]
     ctx = quadrants(x[..., :-1])[:3]
     comp = fade_real(x, 2 * r, alpha)                              # real composites at this stage
     borders = context_borders(ctx)                                  # shared by the generator and the local critic
-    fake = generate(net, ctx, noise, i, alpha, lat, borders)        # (n, r, r, bands + 1)
+    fake = generate(net, ctx, noise, i, alpha, lat, borders, guide)  # (n, r, r, bands + 1)
     if not for_g: fake = tf.stop_gradient(fake)
     comp_fake = paste_tile(comp, fake)
     dg = lambda v: net.critic_global.forward(v, i, alpha)
@@ -404,11 +438,26 @@ def _gan_loss_at(self:CProGanTask, i, x, lat, noise, e, alpha, for_g):
     real_tile = quadrants(comp)[3]
     if for_g:
         spec = spectral_loss(fake[..., :net.bands], real_tile[..., :net.bands])
-        return self.average(-0.5 * (dg(comp_fake)[:, 0] + dl(fake)[:, 0]) + g.spectral_weight * spec), self.average(spec)
+        rec = coarse_loss(fake, real_tile)
+        return (self.average(-0.5 * (dg(comp_fake)[:, 0] + dl(fake)[:, 0]) + g.spectral_weight * spec + g.recon_weight * rec),
+                self.average(spec), self.average(rec))
     rg, fg, rl, fl = dg(comp), dg(comp_fake), dl(real_tile), dl(fake)
     gpg, gpl = gradient_penalty(dg, comp, comp_fake, e), gradient_penalty(dl, real_tile, fake, e)
     per = 0.5 * (critic_losses(rg, fg, gpg, g.gp_lambda, g.drift) + critic_losses(rl, fl, gpl, g.gp_lambda, g.drift))
     return (self.average(per), self.average(0.5 * (gpg + gpl)), self.average(0.5 * (rg[:, 0] - fg[:, 0] + rl[:, 0] - fl[:, 0])))
+
+# %% ../../nbs/14_sat_cprogan.ipynb #d1f3b4a5
+GUIDE_KEEP = 0.5  # probability that training gives the generator each guide value of a sample (independently)
+
+@patch
+def training_guide(self:CProGanTask, x, # real samples with mask channel (n, 2T, 2T, bands + 1)
+                  ):
+    "This replica's guide inputs (n, GUIDE_DIM): the true tile's mean of band 1 and water, each kept with probability `GUIDE_KEEP`."
+    t = quadrants(x)[3]
+    vals = ops.stack([ops.mean(t[..., 0], axis=(1, 2)), ops.mean(t[..., -1], axis=(1, 2))], -1)   # mask channel: 2 f - 1
+    keep = ops.cast(self.uniform('guide_keep', 2) < GUIDE_KEEP, 'float32')
+    return ops.concatenate([vals * keep, keep], -1)
+
 
 # %% ../../nbs/14_sat_cprogan.ipynb #16966f79
 @patch
@@ -433,14 +482,15 @@ def train_step(self:CProGanTask, batch):
     lat = tf.cond(phase == 1, lambda: tf.stop_gradient(encode_context(net, ctx)), lambda: tf.zeros((self.per_replica, 3 * lat_dim)))
     e = self.uniform('gp_mix')
     z_d, z_g = self.normal('d_noise', self.cfg.cprogan.noise_dim), self.normal('g_noise', self.cfg.cprogan.noise_dim)
+    guide = self.training_guide(x) if net.guide_inputs else None
     dvars = net.critic_global.trainable_variables + net.critic_local.trainable_variables
-    dgr, (dl, gp, wd) = _stage_grads(gan_idx, n, o['d'], lambda i: self._gan_loss_at(i, x, lat, z_d, e, alpha, False), dvars, 3)
+    dgr, (dl, gp, wd) = _stage_grads(gan_idx, n, o['d'], lambda i: self._gan_loss_at(i, x, lat, z_d, e, alpha, False, guide), dvars, 3)
     o['d'].apply_gradients(zip(dgr, dvars))
     gvars = net.generator.trainable_variables
-    ggr, (gl, gs) = _stage_grads(gan_idx, n, o['g'], lambda i: self._gan_loss_at(i, x, lat, z_g, e, alpha, True), gvars, 2)
+    ggr, (gl, gs, gr) = _stage_grads(gan_idx, n, o['g'], lambda i: self._gan_loss_at(i, x, lat, z_g, e, alpha, True, guide), gvars, 3)
     o['g'].apply_gradients(zip(ggr, gvars))
     share = lambda v: self.replica_mean(ops.cast(v, 'float32'))
-    return dict(d_loss=dl, g_loss=gl, g_spectral=gs, gp=gp, wdist=wd, wae_loss=wl, wae_rec=wr, wae_mmd=wm,
+    return dict(d_loss=dl, g_loss=gl, g_spectral=gs, g_recon=gr, gp=gp, wdist=wd, wae_loss=wl, wae_rec=wr, wae_mmd=wm,
                 phase=share(phase), stage=share(stage), alpha=share(alpha))
 
 # %% ../../nbs/14_sat_cprogan.ipynb #32d42572
@@ -474,7 +524,7 @@ def load_model(folder:str|Path, # a folder written by `save_model` / `CProGanTas
     c = json.loads((f/'cprogan.json').read_text())
     if tuple(c.get('context_order', ())) != CONTEXT_ORDER: raise InputError(f"{f/'cprogan.json'}: context order {c.get('context_order')} is not {list(CONTEXT_ORDER)}")
     net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], (c['fmap_base'], c['fmap_max']), c['wae_filters'],
-                  c.get('noise_stages', 0), c.get('critic_borders', False))   # older exports: no noise inputs, a plain local critic
+                  c.get('noise_stages', 0), c.get('critic_borders', False), c.get('guide_inputs', False))   # older exports: none of these
     for k, m in net.models.items(): load_weights_checked(m, f/f'{k}.weights.h5')
     return net
 
@@ -487,7 +537,7 @@ def load_model_from_checkpoint(run_dir:str|Path, # a custom-loop run folder with
     if not latest: raise InputError(f"{run_dir}: no checkpoints/ of a custom-loop run; train with --loop custom or export the model")
     meta = training_metadata(cfg, data)
     net = CProGan(resolutions(cfg.cprogan.start_res, cfg.sat.tile_size), meta['bands'], cfg.cprogan.noise_dim,
-                  cfg.wae.latent_dim, (cfg.cprogan.fmap_base, cfg.cprogan.fmap_max), cfg.wae.filters)
+                  cfg.wae.latent_dim, (cfg.cprogan.fmap_base, cfg.cprogan.fmap_max), cfg.wae.filters, guide_inputs=cfg.cprogan.guide_inputs)
     tf.train.Checkpoint(**{f'model_{k}': m for k, m in net.models.items()}).restore(latest).expect_partial()
     return net
 
@@ -496,6 +546,7 @@ def complete(model:CProGan, # trained networks (`load_model`)
              context_tiles, # (top-left, top-right, bottom-left): arrays (n, T, T, bands) or (T, T, bands) in [-1, 1]
              seed:int=0, # seed of the generator noise
              batch:int=256, # samples per forward pass
+             guide=None, # (n, GUIDE_DIM) `guide_vector` rows, for a model with guide inputs (None: unguided)
             ):
     "The generated bottom-right tiles (n, T, T, bands) in [-1, 1] and their water masks (n, T, T, 1) in [0, 1]."
     if len(context_tiles) != 3: raise InputError(f"context_tiles: expected 3 tiles (top-left, top-right, bottom-left), got {len(context_tiles)}")
@@ -506,7 +557,11 @@ def complete(model:CProGan, # trained networks (`load_model`)
         if c.ndim != 4 or c.shape[1:] != want or c.shape[0] != ctx[0].shape[0]:
             raise InputError(f"context_tiles {name}: expected shape (n, {want[0]}, {want[1]}, {want[2]}), got {c.shape}")
     noise = np.random.default_rng(seed).standard_normal((ctx[0].shape[0], model.noise_dim)).astype(np.float32)
-    out = np.concatenate([generate(model, [c[i:i + batch] for c in ctx], noise[i:i + batch]).numpy()
+    if guide is not None:
+        guide = np.asarray(guide, np.float32)
+        if guide.shape != (ctx[0].shape[0], GUIDE_DIM): raise InputError(f"guide: expected shape ({ctx[0].shape[0]}, {GUIDE_DIM}) (guide_vector), got {guide.shape}")
+    out = np.concatenate([generate(model, [c[i:i + batch] for c in ctx], noise[i:i + batch],
+                                   guide=None if guide is None else guide[i:i + batch]).numpy()
                           for i in range(0, ctx[0].shape[0], batch)])
     b = model.bands
     return np.clip(out[..., :b], -1, 1), np.clip((out[..., b:] + 1) / 2, 0, 1)

@@ -13,10 +13,10 @@ from ..core import InputError
 # %% auto #0
 __all__ = ['DATA_RANGE', 'METRICS', 'LARGE_SCALE', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy',
            'interior_energy', 'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum',
-           'log_radial_spectra', 'spectral_distance', 'mask_iou', 'completion_metrics', 'copy_baseline',
-           'inpaint_baseline', 'long_wave_spectrum', 'long_wave_share', 'long_wave_anisotropy', 'water_bodies',
-           'water_by_distance', 'water_drift', 'large_scale_stats', 'compare_with_reference', 'plot_completions',
-           'plot_metric_bars', 'mean_log_spectra', 'plot_spectra', 'plot_large_scale']
+           'log_radial_spectra', 'spectral_distance', 'mask_iou', 'dry_context_water', 'completion_metrics',
+           'copy_baseline', 'inpaint_baseline', 'long_wave_spectrum', 'long_wave_share', 'long_wave_anisotropy',
+           'water_bodies', 'water_by_distance', 'water_drift', 'large_scale_stats', 'compare_with_reference',
+           'plot_completions', 'plot_metric_bars', 'mean_log_spectra', 'plot_spectra', 'plot_large_scale']
 
 # %% ../../nbs/12_sat_metrics.ipynb #35ea3d55
 def as_batch(x, # an image (H, W, C) or a batch (n, H, W, C)
@@ -161,7 +161,15 @@ def mask_iou(pred, # generated masks (n, T, T, 1), water probability or fraction
     return 1.0 if union == 0 else float((p & t).sum() / union)
 
 # %% ../../nbs/12_sat_metrics.ipynb #86ad03fd
-METRICS = ('ssim', 'psnr', 'seam_score', 'seam_error', 'mask_iou', 'hist_distance', 'spectral_distance')
+METRICS = ('ssim', 'psnr', 'seam_score', 'seam_error', 'mask_iou', 'hist_distance', 'spectral_distance', 'dry_water')
+
+def dry_context_water(masks, # completed tiles' water masks (n, T, T, 1) in [0, 1]
+                      true_masks, # the samples' water masks (n, 2T, 2T, 1)
+                     ):
+    "Water fraction (mask > 0.5) of the completed tiles whose three context tiles hold no water; NaN if there are none."
+    tm = as_batch(true_masks, 'true masks')
+    dry = np.stack([(t > 0.5).any(axis=(1, 2, 3)) for t in tiles_of(tm)[:3]]).any(0) == False
+    return float((np.asarray(masks)[dry] > 0.5).mean()) if dry.any() else float('nan')
 
 def completion_metrics(tiles, # generated bottom-right tiles (n, T, T, C)
                        masks, # generated water masks (n, T, T, 1) in [0, 1]
@@ -174,7 +182,7 @@ def completion_metrics(tiles, # generated bottom-right tiles (n, T, T, C)
     s = seam_score(paste(c, tiles), c)
     return dict(ssim=ssim(tiles, truth), psnr=psnr(tiles, truth), seam_score=s, seam_error=seam_error(s),
                 mask_iou=mask_iou(masks, tiles_of(tm)[3]), hist_distance=histogram_distance(tiles, truth),
-                spectral_distance=spectral_distance(tiles, truth))
+                spectral_distance=spectral_distance(tiles, truth), dry_water=dry_context_water(masks, tm))
 
 # %% ../../nbs/12_sat_metrics.ipynb #356068fd
 def copy_baseline(composites, # 2x2 samples (n, 2T, 2T, C)

@@ -72,20 +72,26 @@ def load_completer(run:str, # a run folder with an exported `sat.cprogan` model,
 
 def compiled_completer(model, # a `sat.cprogan.CProGan`
                       ):
-    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context."
+    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context, `guide` its `guide_vector` rows."
     import tensorflow as tf
     from tilegan_core.sat import cprogan
-    T, b, nd = int(model.ress[-1]), int(model.bands), int(model.noise_dim)
-    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32), tf.TensorSpec((), tf.int32)]
-    def _gen(tl, tr, bl, z, k):          # the context is encoded once, then repeated for the k candidates
+    T, b, nd, gd = int(model.ress[-1]), int(model.bands), int(model.noise_dim), cprogan.GUIDE_DIM
+    sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32), tf.TensorSpec((), tf.int32),
+                                                              tf.TensorSpec((None, gd), tf.float32)]
+    def _gen(tl, tr, bl, z, k, g):       # the context is encoded once, then repeated for the k candidates
         lat = tf.repeat(cprogan.encode_context(model, [tl, tr, bl]), k, 0)
-        return cprogan.generate(model, [tf.repeat(x, k, 0) for x in (tl, tr, bl)], z, latents=lat)
+        return cprogan.generate(model, [tf.repeat(x, k, 0) for x in (tl, tr, bl)], z, latents=lat,
+                                guide=tf.repeat(g, k, 0) if model.guide_inputs else None)
     gen = tf.function(_gen, input_signature=sig, autograph=False)
-    def complete(context_tiles, seed:int=0, candidates:int=1):
+    def complete(context_tiles, seed:int=0, candidates:int=1, guide=None):
         ctx = [np.asarray(t, np.float32) for t in context_tiles]
+        if guide is not None and not model.guide_inputs:
+            raise InputError("guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain")
+        g = np.zeros((len(ctx[0]), gd), np.float32) if guide is None else np.asarray(guide, np.float32)
         z = np.random.default_rng(seed).standard_normal((len(ctx[0]) * candidates, nd)).astype(np.float32)
-        out = gen(*ctx, z, np.int32(candidates)).numpy()
+        out = gen(*ctx, z, np.int32(candidates), g).numpy()
         return np.clip(out[..., :b], -1, 1), np.clip((out[..., b:] + 1) / 2, 0, 1)
+    complete.guide_inputs = bool(model.guide_inputs)   # a mosaic passes each tile its guide cell only to a model that takes it
     return complete
 
 # %% ../../nbs/15_sat_mosaic.ipynb #03ed2805
@@ -402,11 +408,19 @@ class _Rows:
         return self.rows[r][:, c * self.T:(c + 1) * self.T]
 
 # %% ../../nbs/15_sat_mosaic.ipynb #f085cdc0
-def _complete_k(complete, ctx, seed, k):
-    "`k` completions per context, grouped per context: through the completer's `candidates` argument if it has one."
-    if k == 1: return complete(ctx, seed)
-    if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k)
-    return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed)
+def _complete_k(complete, ctx, seed, k, guide=None):
+    "`k` completions per context, grouped per context: through the completer's `candidates` argument if it has one; `guide`: its guide rows."
+    kw = {} if guide is None else dict(guide=guide)
+    if k == 1: return complete(ctx, seed, **kw)
+    if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k, **kw)
+    return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed, **({} if guide is None else dict(guide=np.repeat(guide, k, 0))))
+
+def _guide_rows(complete, guide, cells):
+    "The `cprogan.guide_vector` rows of `cells` from their guide cells, for a completer that takes them (else None)."
+    if not guide or not getattr(complete, 'guide_inputs', False): return None
+    from tilegan_core.sat.cprogan import guide_vector
+    v = np.array([guide['target'][r, c] for r, c in cells])
+    return guide_vector(water_fraction=v) if guide['kind'] == 'water' else guide_vector(image_mean=v)
 
 def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
     "Fill the tiles `cells` of one wavefront step (real, bootstrapped, or completed in one batch); return the generated cells."
@@ -427,7 +441,7 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
     if not todo: return []
     n = len(todo)
     batch = tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3))   # (top-left, top-right, bottom-left), each (n, T, T, C)
-    t, m = _complete_k(complete, batch, step_seed, k)
+    t, m = _complete_k(complete, batch, step_seed, k, _guide_rows(complete, guide, todo))
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
     if t.shape != (n * k, size, size, bands) or m.shape != (n * k, size, size, 1):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
@@ -548,7 +562,8 @@ def grow_mosaic(complete, # completion callable: (context_tiles, seed) -> (tiles
     curves = drift_curves(stats, ref) if ref else []
     gen = [stats.acc[d] for d in stats.acc if d > 0]
     seam_n, inner_n = sum(a['seam_n'] for a in gen), sum(a['inner_n'] for a in gen)
-    score = (sum(a['seam'] for a in gen) / seam_n) / (sum(a['inner'] for a in gen) / inner_n) if seam_n and inner_n else None
+    inner = sum(a['inner'] for a in gen)
+    score = (sum(a['seam'] for a in gen) / seam_n) / (inner / inner_n) if seam_n and inner_n and inner > 0 else None   # flat tiles: no score
     return dict(out=str(out), mask=str(mpath), shape=[height, width, bands], tiles=[spec.rows, spec.cols], method=spec.method,
                 seed_mode=seed.mode, real_tiles=len(real), seconds=round(time.perf_counter() - t0, 3), seam_score=score,
                 peak_rss_mb=peak_rss_mb(), drift=curves, drift_summary=drift_summary(curves) if curves else None, overviews=overviews,
