@@ -168,7 +168,7 @@ def dry_context_water(masks, # completed tiles' water masks (n, T, T, 1) in [0, 
                      ):
     "Water fraction (mask > 0.5) of the completed tiles whose three context tiles hold no water; NaN if there are none."
     tm = as_batch(true_masks, 'true masks')
-    dry = np.stack([(t > 0.5).any(axis=(1, 2, 3)) for t in tiles_of(tm)[:3]]).any(0) == False
+    dry = ~np.stack([(t > 0.5).any(axis=(1, 2, 3)) for t in tiles_of(tm)[:3]]).any(0)
     return float((np.asarray(masks)[dry] > 0.5).mean()) if dry.any() else float('nan')
 
 def completion_metrics(tiles, # generated bottom-right tiles (n, T, T, C)
