@@ -19,13 +19,13 @@ from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, 
                                   EqConv2D)
 
 # %% auto #0
-__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'GUIDE_DIM', 'SPECTRAL_FLOOR', 'COARSE_CELLS', 'GUIDE_KEEP', 'border_maps',
-           'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv', 'TileGenerator', 'guide_vector', 'CProGan',
-           'encode_context', 'context_borders', 'local_critic', 'generate', 'interpolate', 'gradient_penalty',
-           'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra', 'spectral_loss', 'coarse_loss',
-           'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model', 'load_model',
-           'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions', 'beats_baselines',
-           'plot_training']
+__all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'GUIDE_DIM', 'NO_GUIDE_INPUTS', 'SPECTRAL_FLOOR', 'COARSE_CELLS', 'GUIDE_KEEP',
+           'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv', 'TileGenerator',
+           'guide_vector', 'CProGan', 'encode_context', 'context_borders', 'local_critic', 'generate', 'interpolate',
+           'gradient_penalty', 'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra', 'spectral_loss',
+           'coarse_loss', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model',
+           'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions',
+           'beats_baselines', 'plot_training']
 
 # %% ../../nbs/14_sat_cprogan.ipynb #5dd8eb21
 BORDER_ROWS = 2  # rows (columns) of each neighbouring tile's edge that the generator sees
@@ -111,15 +111,16 @@ class TileGenerator(GrowingDecoder):
 
 # %% ../../nbs/14_sat_cprogan.ipynb #6ee59efa
 GUIDE_DIM = 4  # generator guide inputs: target mean of band 1, target water fraction (as 2 f - 1), and whether each is given
+NO_GUIDE_INPUTS = "guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain"
 
 def guide_vector(image_mean=None, # (n,) target means of band 1 in [-1, 1], NaN where not given; None: none given
                  water_fraction=None, # (n,) target water fractions in [0, 1], NaN where not given; None: none given
                  n:int|None=None, # rows, needed only when both are None
                 ):
     "(n, GUIDE_DIM) float32 guide inputs `[mean, 2 water - 1, has mean, has water]`, zero where a value is not given."
-    given = [np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction) if v is not None]
-    n = len(given[0]) if given else n
-    cols = [np.full(n, np.nan) if v is None else np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction)]
+    cols = [None if v is None else np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction)]
+    n = next((len(c) for c in cols if c is not None), n)
+    cols = [np.full(n, np.nan) if c is None else c for c in cols]
     if len(cols[0]) != len(cols[1]): raise InputError(f"guide_vector: {len(cols[0])} image means but {len(cols[1])} water fractions")
     has = [np.isfinite(c) for c in cols]
     vals = [np.where(h, c, 0.0) for c, h in zip(cols, has)]
@@ -207,7 +208,7 @@ def generate(net:CProGan, # the networks
     skips = lambda r: (borders(r), maps.get(r))
     inputs = [ops.cast(noise, 'float32'), lat]
     if net.guide_inputs: inputs.append(ops.zeros((ops.shape(lat)[0], GUIDE_DIM)) if guide is None else ops.cast(guide, 'float32'))
-    elif guide is not None: raise InputError("guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain")
+    elif guide is not None: raise InputError(NO_GUIDE_INPUTS)
     return net.generator.forward(ops.concatenate(inputs, -1), stage, alpha, skips)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #e48d6842

@@ -86,7 +86,7 @@ def compiled_completer(model, # a `sat.cprogan.CProGan`
     def complete(context_tiles, seed:int=0, candidates:int=1, guide=None):
         ctx = [np.asarray(t, np.float32) for t in context_tiles]
         if guide is not None and not model.guide_inputs:
-            raise InputError("guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain")
+            raise InputError(cprogan.NO_GUIDE_INPUTS)
         g = np.zeros((len(ctx[0]), gd), np.float32) if guide is None else np.asarray(guide, np.float32)
         z = np.random.default_rng(seed).standard_normal((len(ctx[0]) * candidates, nd)).astype(np.float32)
         out = gen(*ctx, z, np.int32(candidates), g).numpy()
@@ -410,10 +410,10 @@ class _Rows:
 # %% ../../nbs/15_sat_mosaic.ipynb #f085cdc0
 def _complete_k(complete, ctx, seed, k, guide=None):
     "`k` completions per context, grouped per context: through the completer's `candidates` argument if it has one; `guide`: its guide rows."
-    kw = {} if guide is None else dict(guide=guide)
-    if k == 1: return complete(ctx, seed, **kw)
-    if 'candidates' in inspect.signature(complete).parameters: return complete(ctx, seed, candidates=k, **kw)
-    return complete(tuple(np.repeat(x, k, 0) for x in ctx), seed, **({} if guide is None else dict(guide=np.repeat(guide, k, 0))))
+    if k > 1 and 'candidates' not in inspect.signature(complete).parameters:   # repeat the contexts (and guide rows) instead
+        ctx, guide, k = tuple(np.repeat(x, k, 0) for x in ctx), None if guide is None else np.repeat(guide, k, 0), 1
+    kw = ({} if k == 1 else dict(candidates=k)) | ({} if guide is None else dict(guide=guide))
+    return complete(ctx, seed, **kw)
 
 def _guide_rows(complete, guide, cells):
     "The `cprogan.guide_vector` rows of `cells` from their guide cells, for a completer that takes them (else None)."
