@@ -122,6 +122,9 @@ def test_validate_flood_on_real_tiles(tmp_path):
     assert abs(g['mean'] - (res['real_plus_synthetic']['iou']['mean'] - res['real_only']['iou']['mean'])) < 1e-9
     assert res['frechet_distance'] >= 0 and res['test_tiles'] > 0 and res['synthetic_tiles'] == res['train_tiles'] > 0
     assert json.loads((tmp_path/'v.json').read_text())['frechet_distance'] == res['frechet_distance']
+    cal = res['label_calibration']                                # the copy labels its dark pixels water: shadow wet, flooded vegetation dry
+    assert abs(sum(cal['synthetic']['share']) - 1) < 1e-9 and len(cal['real']['p_water']) == 10
+    assert 0.05 < res['label_gap'] <= 1, res['label_gap']
 
 
 def test_validate_bad_input(tmp_path):

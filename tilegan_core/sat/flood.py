@@ -13,10 +13,11 @@ from ..core import InputError, set_seed
 from .data import sat_dataset, read_metadata
 
 # %% auto #0
-__all__ = ['LOSSES', 'METRIC_NAMES', 'SETS', 'unet', 'flood_loss', 'confusion', 'seg_metrics', 'real_tiles', 'synthetic_pairs',
-           'water_weight', 'SegmenterTrainer', 'train_segmenter', 'evaluate', 'bottleneck_features', 'frechet_distance',
-           'budget_steps', 'flood_runs', 'paired_interval', 'summarise', 'table_rows', 'gain_rows', 'flood_validation',
-           'plot_fractions']
+__all__ = ['LOSSES', 'METRIC_NAMES', 'CALIBRATION_MIN_PIXELS', 'SETS', 'unet', 'flood_loss', 'confusion', 'seg_metrics',
+           'real_tiles', 'synthetic_pairs', 'water_weight', 'SegmenterTrainer', 'train_segmenter', 'evaluate',
+           'bottleneck_features', 'frechet_distance', 'label_calibration', 'label_gap', 'budget_steps', 'flood_runs',
+           'paired_interval', 'summarise', 'table_rows', 'gain_rows', 'flood_validation', 'plot_fractions',
+           'plot_label_calibration']
 
 # %% ../../nbs/16_sat_flood.ipynb #d0bc4fc1
 def _block(x, f, name):
@@ -200,6 +201,37 @@ def frechet_distance(a, # features (n, d)
     if np.iscomplexobj(covmean): covmean = covmean.real
     return float(max(mu @ mu + np.trace(s1 + s2 - 2 * covmean), 0.0))
 
+# %% ../../nbs/16_sat_flood.ipynb #c41b7a11
+CALIBRATION_MIN_PIXELS = 100  # bins with fewer pixels get no water share (None)
+
+def label_calibration(images, # tiles (n, T, T, C) in [-1, 1]
+                      masks, # their water masks (n, T, T, 1)
+                      bins:int=10, # equal-width bins of local brightness over [-1, 1]
+                      window:int=5, # edge of the square window that averages band 1 (speckle out)
+                     ):
+    "Per bin of local band-1 brightness: its share of pixels and its share of water: dict(edges, share, p_water) (p_water None where a bin holds too few pixels)."
+    from scipy import ndimage
+    x, y = np.asarray(images, np.float32), np.asarray(masks)
+    if x.ndim != 4 or y.shape != x.shape[:3] + (1,):
+        raise InputError(f"images {x.shape} and masks {y.shape}: need (n, T, T, C) and (n, T, T, 1)")
+    local = ndimage.uniform_filter(x[..., 0], size=(1, window, window), mode='reflect')
+    edges = np.linspace(-1, 1, bins + 1)
+    idx = np.clip(np.digitize(local.ravel(), edges) - 1, 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    water = np.bincount(idx, weights=(y.ravel() > 0.5).astype(np.float64), minlength=bins)
+    p = [float(w / c) if c >= CALIBRATION_MIN_PIXELS else None for w, c in zip(water, count)]
+    return dict(edges=edges.tolist(), share=(count / count.sum()).tolist(), p_water=p)
+
+def label_gap(real:dict, # `label_calibration` of real pairs
+              other:dict, # `label_calibration` of the pairs compared, same bins
+             ):
+    "Sum over bins of real's pixel share times |water share of `other` - water share of real| (bins where both are known)."
+    if real['edges'] != other['edges']: raise InputError("label calibrations with different bins: compute both with the same bins and window")
+    pr, po, w = (np.asarray(v, np.float64) for v in (real['p_water'], other['p_water'], real['share']))
+    ok = ~np.isnan(pr) & ~np.isnan(po)
+    return float(np.sum(w[ok] * np.abs(po[ok] - pr[ok])))
+
+
 # %% ../../nbs/16_sat_flood.ipynb #05f8353c
 SETS = ('real_only', 'real_plus_synthetic', 'synthetic_only')
 
@@ -321,9 +353,10 @@ def flood_validation(run:str, # a run folder with an exported GAN, or 'copy'
         raise InputError(f"--run {run}: the model makes {T}-px tiles with {bands} band(s), {data} holds {real[0].shape[1:]}; pass matching data")
     syn = synthetic_pairs(complete, data, len(real[0]), 'train', seed)
     rows, fd = flood_runs(real, syn, test, flood, progress)
-    sec = summarise(rows, fd)
+    sec, cal = summarise(rows, fd), dict(real=label_calibration(*real), synthetic=label_calibration(*syn))
     sec.update(train_tiles=len(real[0]), test_tiles=len(test[0]), synthetic_tiles=len(syn[0]), steps=rows[0]['steps'],
                water_fraction=dict(real=float(real[1].mean()), synthetic=float(syn[1].mean()), test=float(test[1].mean())),
+               label_calibration=cal, label_gap=label_gap(cal['real'], cal['synthetic']),
                seconds=round(time.perf_counter() - t0, 1))
     return sec, rows
 
@@ -345,3 +378,20 @@ def plot_fractions(section:dict, # from `summarise`
     ax.set_xscale('log'); ax.set_xlabel('fraction of real training tiles'); ax.set_ylabel(f'test {metric}')
     ax.legend(fontsize=8); fig.tight_layout()
     return fig
+
+# %% ../../nbs/16_sat_flood.ipynb #c41b7a13
+def plot_label_calibration(section:dict, # from `flood_validation` (with `label_calibration`)
+                          ):
+    "Water share against local brightness for real and synthetic pairs, over the real tiles' brightness histogram."
+    import matplotlib.pyplot as plt
+    cal = section['label_calibration']
+    e = np.asarray(cal['real']['edges']); c, w = (e[:-1] + e[1:]) / 2, np.diff(e)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.bar(c, cal['real']['share'], width=w * 0.9, color='0.85', label='real pixels per bin')
+    for name, col in (('real', 'C0'), ('synthetic', 'C1')):
+        ax.plot(c, np.asarray(cal[name]['p_water'], float), 'o-', color=col, label=f'water share, {name} pairs')
+    ax.set(xlabel='local brightness of band 1 (5x5 mean, [-1, 1])', ylabel='share', ylim=(0, 1.02),
+           title=f"label gap {section['label_gap']:.3f}")
+    ax.legend(fontsize=8); fig.tight_layout()
+    return fig
+
