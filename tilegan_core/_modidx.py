@@ -488,6 +488,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'tilegan_core.results.Experiment._prov': ('results.html#experiment._prov', 'tilegan_core/results.py'),
                                       'tilegan_core.results.Experiment.figure': ( 'results.html#experiment.figure',
                                                                                   'tilegan_core/results.py'),
+                                      'tilegan_core.results.Experiment.needed': ( 'results.html#experiment.needed',
+                                                                                  'tilegan_core/results.py'),
                                       'tilegan_core.results.Experiment.record': ( 'results.html#experiment.record',
                                                                                   'tilegan_core/results.py'),
                                       'tilegan_core.results.Experiment.save': ('results.html#experiment.save', 'tilegan_core/results.py'),

@@ -78,7 +78,7 @@ def machine_cli(profile:str='quick', # profile whose bench section sets the size
     return machine_report(cfg.bench.matmul_size, cfg.bench.repeats)
 
 # %% ../nbs/06_bench.ipynb #05e79150
-import os, sys, copy, json as _json, math, tempfile, subprocess
+import os, sys, copy, json as _json, math, shutil, tempfile, subprocess
 from pathlib import Path
 from .core import InputError, set_seed, write_json_atomic
 from .train import TASKS, task_builder, check_data, split_sets
@@ -243,6 +243,7 @@ def bench_data(model:str, # 'toy', 'calo' or 'sat'
         from tilegan_core.calo.data import to_tfrecords
         h5 = Path(work)/'bench_mc.h5'
         write_mc(h5, events, tuple(cfg.calo.energy_range), tuple(cfg.calo.angle_range), seed=cfg.seed)
+        shutil.rmtree(Path(work)/'bench_tfrecords', ignore_errors=True)   # this function's own scratch, from an earlier run
         to_tfrecords([h5], Path(work)/'bench_tfrecords', events_per_shard=max(1, events // 2))
         return str(Path(work)/'bench_tfrecords')
     raise InputError(f"--model {model}: give --data (a folder written by tilegan-sat-tiles)")

@@ -153,6 +153,17 @@ def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its
     exp.cfg, exp.runtime, exp.paths = cfg, rt, work_paths(p.work_dir, p.sat_data, p.calo_data)
     return exp
 
+# %% ../nbs/05_results.ipynb #a9e4c302
+@patch
+def needed(self:Experiment, need:str, # an experiment this one `needs` (its name or part of it), e.g. 'machine'
+          ):
+    "The results that experiment `need` saved into this experiment's output folder."
+    hits = sorted((self.out/'sections').glob(f'*{need}.json'))
+    if len(hits) != 1:
+        raise InputError(f"{self.name} reads {need}: {len(hits)} saved sections match in {self.out/'sections'}; run `tilegan-reproduce --only {self.name}` (it runs {need} first)")
+    return json.loads(hits[0].read_text())['results']
+
+
 # %% ../nbs/05_results.ipynb #69179ae9
 def collect(out_dir:str|Path, # the folder holding `sections/`
             names:list, # experiment names, in order
