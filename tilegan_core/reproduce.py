@@ -111,7 +111,7 @@ def run_notebook(nb:Path, # experiment notebook
     try:
         pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(nb.parent), kernel_name='python3',
                             progress_bar=progress, request_save_on_cell_execute=True,
-                            extra_arguments=['--IPKernelApp.log_level=ERROR'])  # the kernel's own notices stay out of our stderr
+                            extra_arguments=['--IPKernelApp.log_level=CRITICAL'])  # the kernel's own log stays out of our stderr (its shutdown can log an interrupt as an error); cell errors still fail the run
     except pm.PapermillExecutionError as e:
         raise ExperimentFailed(f"{nb.name}: cell {e.exec_count} raised {e.ename}: {' '.join(str(e.evalue).split())[:300]} "
                                f"(executed copy kept at {out_nb})")

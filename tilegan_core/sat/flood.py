@@ -8,7 +8,7 @@ import math, time
 import numpy as np
 import keras
 from keras import layers, ops
-from scipy import linalg, stats
+from scipy import linalg, ndimage, stats
 from ..core import InputError, set_seed
 from .data import sat_dataset, read_metadata
 
@@ -209,8 +209,7 @@ def label_calibration(images, # tiles (n, T, T, C) in [-1, 1]
                       bins:int=10, # equal-width bins of local brightness over [-1, 1]
                       window:int=5, # edge of the square window that averages band 1 (speckle out)
                      ):
-    "Per bin of local band-1 brightness: its share of pixels and its share of water: dict(edges, share, p_water) (p_water None where a bin holds too few pixels)."
-    from scipy import ndimage
+    "Per bin of local band-1 brightness: its share of pixels and its share of water: dict(edges, window, share, p_water) (p_water None where a bin holds too few pixels)."
     x, y = np.asarray(images, np.float32), np.asarray(masks)
     if x.ndim != 4 or y.shape != x.shape[:3] + (1,):
         raise InputError(f"images {x.shape} and masks {y.shape}: need (n, T, T, C) and (n, T, T, 1)")
@@ -220,13 +219,13 @@ def label_calibration(images, # tiles (n, T, T, C) in [-1, 1]
     count = np.bincount(idx, minlength=bins)
     water = np.bincount(idx, weights=(y.ravel() > 0.5).astype(np.float64), minlength=bins)
     p = [float(w / c) if c >= CALIBRATION_MIN_PIXELS else None for w, c in zip(water, count)]
-    return dict(edges=edges.tolist(), share=(count / count.sum()).tolist(), p_water=p)
+    return dict(edges=edges.tolist(), window=window, share=(count / count.sum()).tolist(), p_water=p)
 
 def label_gap(real:dict, # `label_calibration` of real pairs
               other:dict, # `label_calibration` of the pairs compared, same bins
              ):
     "Sum over bins of real's pixel share times |water share of `other` - water share of real| (bins where both are known)."
-    if real['edges'] != other['edges']: raise InputError("label calibrations with different bins: compute both with the same bins and window")
+    if (real['edges'], real['window']) != (other['edges'], other['window']): raise InputError("label calibrations with different bins: compute both with the same bins and window")
     pr, po, w = (np.asarray(v, np.float64) for v in (real['p_water'], other['p_water'], real['share']))
     ok = ~np.isnan(pr) & ~np.isnan(po)
     return float(np.sum(w[ok] * np.abs(po[ok] - pr[ok])))
@@ -390,7 +389,8 @@ def plot_label_calibration(section:dict, # from `flood_validation` (with `label_
     ax.bar(c, cal['real']['share'], width=w * 0.9, color='0.85', label='real pixels per bin')
     for name, col in (('real', 'C0'), ('synthetic', 'C1')):
         ax.plot(c, np.asarray(cal[name]['p_water'], float), 'o-', color=col, label=f'water share, {name} pairs')
-    ax.set(xlabel='local brightness of band 1 (5x5 mean, [-1, 1])', ylabel='share', ylim=(0, 1.02),
+    k = cal['real']['window']
+    ax.set(xlabel=f'local brightness of band 1 ({k}x{k} mean, [-1, 1])', ylabel='share', ylim=(0, 1.02),
            title=f"label gap {section['label_gap']:.3f}")
     ax.legend(fontsize=8); fig.tight_layout()
     return fig
