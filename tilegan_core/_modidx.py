@@ -500,6 +500,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'tilegan_core.results._flood_at': ('results.html#_flood_at', 'tilegan_core/results.py'),
                                       'tilegan_core.results._gan_beats': ('results.html#_gan_beats', 'tilegan_core/results.py'),
                                       'tilegan_core.results._our_step': ('results.html#_our_step', 'tilegan_core/results.py'),
+                                      'tilegan_core.results._saved_sections': ('results.html#_saved_sections', 'tilegan_core/results.py'),
                                       'tilegan_core.results._v100_fit': ('results.html#_v100_fit', 'tilegan_core/results.py'),
                                       'tilegan_core.results.check_claims': ('results.html#check_claims', 'tilegan_core/results.py'),
                                       'tilegan_core.results.collect': ('results.html#collect', 'tilegan_core/results.py'),

@@ -130,6 +130,8 @@ class ExperimentParams:
     sat_data:str='' # tiles folder from tilegan-sat-tiles ('' = embedded scenes)
     calo_data:str='' # folder with train.h5 and test.h5 ('' = parametric MC)
 
+def _saved_sections(out_dir, need): return sorted((Path(out_dir)/'sections').glob(f'*{need}.json'))  # an experiment's saved section, by (part of) its name
+
 def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its section's name)
                      params:ExperimentParams=ExperimentParams(), # the notebook's parameters
                      needs:list=(), # experiments whose outputs this one reads, e.g. ['tile_gan'] (read by tilegan-reproduce)
@@ -146,7 +148,7 @@ def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its
     rt = detect_runtime()
     cfg = load_profile(p.profile, [*rt['overrides'], *over])  # the runtime's strategy and batch; the caller's overrides win
     for need in needs:
-        if not list((Path(p.out_dir)/'sections').glob(f'*{need}.json')):
+        if not _saved_sections(p.out_dir, need):
             raise InputError(f"{name} needs {need}, which has not run into {p.out_dir}: run `tilegan-reproduce --only {name}` (it runs {need} first)")
     set_seed(p.seed)
     exp = Experiment(name, p.out_dir, p.profile)
@@ -158,7 +160,7 @@ def start_experiment(name:str, # the notebook's file stem, e.g. '40_mosaic' (its
 def needed(self:Experiment, need:str, # an experiment this one `needs` (its name or part of it), e.g. 'machine'
           ):
     "The results that experiment `need` saved into this experiment's output folder."
-    hits = sorted((self.out/'sections').glob(f'*{need}.json'))
+    hits = _saved_sections(self.out, need)
     if len(hits) != 1:
         raise InputError(f"{self.name} reads {need}: {len(hits)} saved sections match in {self.out/'sections'}; run `tilegan-reproduce --only {self.name}` (it runs {need} first)")
     return json.loads(hits[0].read_text())['results']

@@ -120,6 +120,7 @@ def guide_vector(image_mean=None, # (n,) target means of band 1 in [-1, 1], NaN 
     "(n, GUIDE_DIM) float32 guide inputs `[mean, 2 water - 1, has mean, has water]`, zero where a value is not given."
     cols = [None if v is None else np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction)]
     n = next((len(c) for c in cols if c is not None), n)
+    if n is None: raise InputError("guide_vector: give image_mean, water_fraction, or the number of rows n")
     cols = [np.full(n, np.nan) if c is None else c for c in cols]
     if len(cols[0]) != len(cols[1]): raise InputError(f"guide_vector: {len(cols[0])} image means but {len(cols[1])} water fractions")
     has = [np.isfinite(c) for c in cols]
