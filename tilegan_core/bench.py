@@ -15,8 +15,8 @@ from .config import load_profile
 __all__ = ['SCHEDULES', 'WORKER_TIMEOUT', 'REF_LOSSES', 'REF_LOSS_WEIGHTS', 'REF_LR', 'REF_FLIP', 'best_time', 'peak_matmul',
            'conv3d_flops', 'peak_conv3d', 'machine_report', 'machine_cli', 'task_flops', 'step_times', 'time_task',
            'input_throughput', 'tf_nest_first', 'ok_runs', 'Sweep', 'throughput', 'builtin_over_custom', 'input_margin',
-           'bench_data', 'worker_throughput', 'bench_cli', 'reference_loop_time', 'reference_comparison', 'layer_times',
-           'time_by_layer_class', 'generator_time']
+           'bench_data', 'worker_throughput', 'bench_cli', 'reference_step', 'engine_step', 'interleaved_times',
+           'reference_comparison', 'layer_times', 'time_by_layer_class', 'generator_time']
 
 # %% ../nbs/06_bench.ipynb #98c9a083
 def best_time(fn, # a callable returning a tensor
@@ -335,14 +335,12 @@ REF_LOSSES = ('binary_crossentropy', 'mean_absolute_percentage_error', 'mean_abs
 REF_LOSS_WEIGHTS = (3.0, 0.1, 25.0, 0.1)  # the weights of those heads
 REF_LR, REF_FLIP = 1e-3, 0.05  # RMSprop learning rate; label-flip probability (drawn with NumPy per batch)
 
-def reference_loop_time(generator, # a Keras model: latent -> shower
-                        discriminator, # a Keras model: shower -> [real/fake, energy, angle, ecal sum] (its first heads)
-                        batch:int, # examples per batch
-                        steps:int=10, # timed steps
-                        warmup:int=2, # untimed steps
-                        seed:int=0, # NumPy seed for the synthetic batches
-                       ):
-    "Median seconds per step of the reference's loop structure (train_on_batch on D twice and G twice), with its settings (`REF_*`)."
+def reference_step(generator, # a Keras model: latent -> shower
+                   discriminator, # a Keras model: shower -> [real/fake, energy, angle, ecal sum] (its first heads)
+                   batch:int, # examples per batch
+                   seed:int=0, # NumPy seed for the synthetic batches
+                  ):
+    "One step of the reference's loop structure (train_on_batch on D twice and G twice, `REF_*` settings) as a callable, on copies of the models."
     import keras
     rng = np.random.default_rng(seed)
     g, d = keras.models.clone_model(generator), keras.models.clone_model(discriminator)
@@ -364,33 +362,54 @@ def reference_loop_time(generator, # a Keras model: latent -> shower
     d.train_on_batch(x, targets(np.ones((batch, 1), 'float32')))  # traces D's train function while D is trainable
     d.trainable = False  # then freeze it inside the combined model, as the reference does
     comb.compile(keras.optimizers.RMSprop(REF_LR), loss=list(REF_LOSSES[:nh]), loss_weights=list(REF_LOSS_WEIGHTS[:nh]))
-    ts = []
-    for i in range(warmup + steps):
-        t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
-    return dict(step_s=round(float(np.median(ts[warmup:])), 5), batch=batch, samples_per_s=round(batch / float(np.median(ts[warmup:])), 2))
+    return step
+
+def engine_step(task, # a `GanTask`
+               ):
+    "One step of the engine's custom loop (`loops.distributed_step`) on the task's own data as a callable, returning when its metrics are on the host."
+    from tilegan_core.loops import distributed_step
+    it = iter(task.strategy.experimental_distribute_dataset(task.dataset()))
+    step = distributed_step(task)
+    return lambda: {k: float(v) for k, v in step(it).items()}
+
+def interleaved_times(steps:dict, # {name: callable that runs one step}
+                      rounds:int=4, # timed calls of each
+                      warmup:int=1, # untimed calls of each first (the first traces)
+                     ):
+    "{name: seconds of each timed call}: round by round, every callable once, in turn, so drift of the machine hits all alike."
+    if rounds < 1: raise InputError(f"interleaved_times: rounds={rounds}; time at least one round")
+    for _ in range(warmup):
+        for f in steps.values(): f()
+    out = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, f in steps.items():
+            t = time.perf_counter(); f(); out[k].append(time.perf_counter() - t)
+    return out
 
 # %% ../nbs/06_bench.ipynb #5d4b0cf1
 def reference_comparison(cfg, # the loaded profile
                          data:str, # 3DGAN training data (e.g. from `bench_data('calo', ...)`)
-                         steps:int=3, # timed steps per measurement
-                         warmup:int=1, # untimed steps per measurement
-                         work:str|Path|None=None, # scratch folder
+                         rounds:int=4, # timed rounds: each times one step of every method, in turn
+                         warmup:int=1, # untimed rounds first (the first traces)
                         ):
-    "3DGAN seconds per step: the engine's custom step vs the reference loop with the reference's layers and with the fused layer."
+    "3DGAN seconds per step, interleaved: the engine's custom step vs the reference loop with the reference's layers and with the fused layer."
     from tilegan_core.calo.gan3d import build_generator
     cfg = _steps_only(cfg); cfg.gan3d.prior = 'none'  # the published model, as the reference has it
     set_seed(cfg.seed)
     task = task_builder('calo')(cfg, data, _make_strategy(1, False))
-    ours = time_task(task, 'custom', steps, warmup, False, work)
     g, d = _pick(task.models, ('gen',)), _pick(task.models, ('disc', 'critic'))
     g_ref = build_generator(cfg.gan3d.latent_dim, cfg.gan3d.width, fused=False)
     g_ref.set_weights(g.get_weights())
-    ref = reference_loop_time(g_ref, d, task.per_replica, steps, warmup)
-    ref_fused = reference_loop_time(g, d, task.per_replica, steps, warmup)
-    return dict(batch=task.per_replica, engine_step_s=ours['step_s'], reference_step_s=ref['step_s'],
-                reference_fused_layer_step_s=ref_fused['step_s'],
-                reference_over_engine=round(ref['step_s'] / ours['step_s'], 3),
-                loop_structure_gain=round(ref_fused['step_s'] / ours['step_s'], 3))
+    b = task.per_replica
+    ts = {k: np.array(v) for k, v in interleaved_times(dict(engine=engine_step(task), reference=reference_step(g_ref, d, b),
+                                                            reference_fused=reference_step(g, d, b)), rounds, warmup).items()}
+    ratio = lambda k: ts[k] / ts['engine']                    # per round: both timed within seconds of each other
+    rng = lambda k: [round(float(ratio(k).min()), 3), round(float(ratio(k).max()), 3)]
+    return dict(batch=b, rounds=rounds, engine_step_s=round(float(np.median(ts['engine'])), 5),
+                reference_step_s=round(float(np.median(ts['reference'])), 5),
+                reference_fused_layer_step_s=round(float(np.median(ts['reference_fused'])), 5),
+                reference_over_engine=round(float(np.median(ratio('reference'))), 3), reference_over_engine_range=rng('reference'),
+                loop_structure_gain=round(float(np.median(ratio('reference_fused'))), 3), loop_structure_gain_range=rng('reference_fused'))
 
 # %% ../nbs/06_bench.ipynb #09226fed
 def layer_times(model, # a functional Keras model

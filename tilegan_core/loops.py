@@ -19,7 +19,8 @@ from .distribute import (configure_devices, make_strategy, is_chief, read_tf_con
 # %% auto #0
 __all__ = ['DRAW_IDS', 'TOY_CLASSES', 'TOY_BATCH', 'TOY_STEPS', 'TOY_LR', 'shard_policy', 'tfrecord_files', 'input_pipeline',
            'NonFiniteLoss', 'GanTask', 'toy_data', 'write_toy_records', 'parse_toy', 'ToyTask', 'tb_scalar', 'RunLog',
-           'read_steps', 'train_custom', 'GanModel', 'StepBackup', 'train_builtin', 'train_task', 'build_task']
+           'read_steps', 'distributed_step', 'train_custom', 'GanModel', 'StepBackup', 'train_builtin', 'train_task',
+           'build_task']
 
 # %% ../nbs/21_loops.ipynb #c07d1097
 def shard_policy(n_files:int, # TFRecord files read (0 for in-memory data)
@@ -433,6 +434,19 @@ def _restore(ckpt, run_dir:str, resume:bool):
             raise InputError(f"{latest}: does not match this task/profile ({type(e).__name__}); resume with the profile it was made with")
     return latest
 
+# %% ../nbs/21_loops.ipynb #b15ca838
+def distributed_step(task:GanTask, # the GAN whose `replica_step` runs on every replica
+                     jit_compile:bool=False, # compile the replica step with XLA
+                    ):
+    "A `tf.function` of a distributed-dataset iterator: one `strategy.run` of the replica step on the next batch, shares summed over replicas."
+    st = task.strategy
+    replica_fn = tf.function(task.replica_step, jit_compile=True, autograph=False) if jit_compile else task.replica_step
+    @tf.function(autograph=False)
+    def dist_step(it):
+        shares = st.run(replica_fn, args=(next(it),))
+        return {k: st.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in shares.items()}
+    return dist_step
+
 # %% ../nbs/21_loops.ipynb #8c22e72a
 def train_custom(task:GanTask, # the GAN to train
                  run_dir:str|Path, # run folder: checkpoints, tb, steps.jsonl
@@ -448,11 +462,7 @@ def train_custom(task:GanTask, # the GAN to train
     _restore(ckpt, run_dir, resume)
     start = last_ckpt = int(task.step.numpy())
     it = iter(st.experimental_distribute_dataset(task.dataset().skip(start)))
-    replica_fn = tf.function(task.replica_step, jit_compile=True, autograph=False) if jit_compile else task.replica_step
-    @tf.function(autograph=False)
-    def dist_step(it):
-        shares = st.run(replica_fn, args=(next(it),))
-        return {k: st.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in shares.items()}
+    dist_step = distributed_step(task, jit_compile)
     log, metrics = RunLog(run_dir, steps, start, task.global_batch, chief, progress), {}
     log.event(event='start', step=start, loop='custom', replicas=st.num_replicas_in_sync)
     if chief and start == 0: task.on_checkpoint(0, run_dir)  # the initial models are a candidate too
