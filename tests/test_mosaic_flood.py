@@ -76,12 +76,17 @@ def test_guided_mosaic_takes_the_guide_grid_and_reports_how_well_it_follows(tmp_
         water = rasterio.open(mask_path(tmp_path/'m.tif')).read(1)
     coarse = water.reshape(6, 32, 8, 32).mean((1, 3))
     assert abs(np.abs(coarse - frac).mean() - res['guide']['mae']) < 1e-6             # the reported agreement is the mask's
+    res2 = last_json(run('tilegan-mosaic', '--run', 'copy', '--guide', g, '--guide-cells', 2, '--out', tmp_path/'m2.tif', '--json'))
+    assert res2['tiles'] == [3, 4] and res2['guide']['cells_per_tile'] == 2                # 2 x 2 guide pixels per tile
+    assert res2['guide']['cells'] == 48 and res2['guide']['per_tile']['cells'] == 12
 
 
 @pytest.mark.parametrize('args, msg', [
     (['--guide', 'nowhere.tif'], 'nowhere.tif'),
     (['--guide', 'g.tif', '--rows', 100, '--cols', 100], 'cannot be averaged'),
     (['--guide', 'g.tif', '--candidates', 0], '--candidates'),
+    (['--guide', 'g.tif', '--guide-cells', 3], '--guide-cells 3: use a power of two'),
+    (['--guide', 'g.tif', '--guide-cells', 64, '--rows', 1, '--cols', 1], "tile's 32 pixels"),
 ])
 def test_guided_mosaic_bad_input(tmp_path, args, msg):
     _guide(tmp_path/'g.tif', np.full((4, 4), 0.5))

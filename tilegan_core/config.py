@@ -49,7 +49,7 @@ QUICK = dict(
         drift=1e-3,                   # drift penalty on critic outputs
         spectral_weight=30.0,         # weight of the generator's log power-spectrum loss against the true tile (0: the paper's losses)
         recon_weight=30.0,            # weight of the coarse (8x8-cell) L1 term of image and mask against the true tile (0: off)
-        guide_inputs=True,            # the generator also takes a tile's target mean and water fraction, so a mosaic can follow a coarse map
+        guide_cells=4,                # the generator also takes a guide map of its tile, this many cells per edge (target mean and water), so a mosaic can follow a coarse map; 0: none
         kimg_stable=3.0,              # thousands of images shown per stable stage (paper: 300)
         kimg_fade=2.0,                # thousands of images shown per fade-in (paper: 1500)
         start_res=4,                  # first resolution of the progressive schedule
@@ -120,7 +120,7 @@ def _paper():
     p = copy.deepcopy(QUICK)
     p['sat'].update(tile_size=128, stride=128, scene_size=4096, n_scenes=16)
     p['wae'].update(latent_dim=2048, filters=64, lr=5e-5, batch_size=8, kimg=300.0)
-    p['cprogan'].update(noise_dim=2048, fmap_max=512, fmap_base=8192, batch_size=8, lr=1e-3,
+    p['cprogan'].update(noise_dim=2048, fmap_max=512, fmap_base=8192, batch_size=8, lr=1e-3, guide_cells=8,
                         kimg_stable=300.0, kimg_fade=1500.0)
     p['mosaic'].update(rows=64, cols=64)
     p['flood'].update(filters=64, depth=4, epochs=50, batch_size=16, seeds=[0, 1, 2, 3, 4],
@@ -154,6 +154,7 @@ RULES = {
     'cprogan.beta2': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'cprogan.spectral_weight': (lambda v: v >= 0, '>= 0'),
     'cprogan.recon_weight': (lambda v: v >= 0, '>= 0'),
+    'cprogan.guide_cells': (lambda v: isinstance(v, int) and (v == 0 or (v > 0 and v & (v - 1) == 0)), '0 (no guide) or a power of two'),
     'mosaic.method': (lambda v: v in ('paste', 'blend'), "one of 'paste', 'blend'"),
     'mosaic.overlap': (lambda v: 0 <= v < 0.5, 'in [0, 0.5)'),
     'mosaic.candidates': (lambda v: isinstance(v, int) and v >= 1, 'an integer >= 1'),

@@ -20,8 +20,8 @@ from .wae import (resolutions, total_kimg, stage_at, alpha_at, lerp, upsample2, 
 
 # %% auto #0
 __all__ = ['BORDER_ROWS', 'NOISE_STAGES', 'GUIDE_DIM', 'NO_GUIDE_INPUTS', 'SPECTRAL_FLOOR', 'COARSE_CELLS', 'GUIDE_KEEP',
-           'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv', 'TileGenerator',
-           'guide_vector', 'CProGan', 'encode_context', 'context_borders', 'local_critic', 'generate', 'interpolate',
+           'border_maps', 'border_channels', 'pixel_noise', 'NoiseInput', 'reflect_conv', 'TileGenerator', 'guide_map',
+           'guide_at', 'CProGan', 'encode_context', 'context_borders', 'local_critic', 'generate', 'interpolate',
            'gradient_penalty', 'paste_tile', 'critic_losses', 'radial_average_matrix', 'log_spectra', 'spectral_loss',
            'coarse_loss', 'PhaseLR', 'CProGanTask', 'task_schedule', 'stage_starts', 'build_task', 'save_model',
            'load_model', 'load_model_from_checkpoint', 'complete', 'heldout_samples', 'evaluate_completions',
@@ -110,22 +110,34 @@ class TileGenerator(GrowingDecoder):
     def get_config(self): return {**super().get_config(), 'noise_ress': self.noise_ress}
 
 # %% ../../nbs/14_sat_cprogan.ipynb #6ee59efa
-GUIDE_DIM = 4  # generator guide inputs: target mean of band 1, target water fraction (as 2 f - 1), and whether each is given
-NO_GUIDE_INPUTS = "guide: this model was trained without guide inputs (cprogan.guide_inputs=false); grow without a guide or retrain"
+GUIDE_DIM = 4  # guide channels: target mean of band 1, target water fraction (as 2 f - 1), and whether each is given
+NO_GUIDE_INPUTS = "guide: this model was trained without guide inputs (cprogan.guide_cells=0); grow without a guide or retrain"
 
-def guide_vector(image_mean=None, # (n,) target means of band 1 in [-1, 1], NaN where not given; None: none given
-                 water_fraction=None, # (n,) target water fractions in [0, 1], NaN where not given; None: none given
-                 n:int|None=None, # rows, needed only when both are None
-                ):
-    "(n, GUIDE_DIM) float32 guide inputs `[mean, 2 water - 1, has mean, has water]`, zero where a value is not given."
-    cols = [None if v is None else np.asarray(v, np.float64).reshape(-1) for v in (image_mean, water_fraction)]
-    n = next((len(c) for c in cols if c is not None), n)
-    if n is None: raise InputError("guide_vector: give image_mean, water_fraction, or the number of rows n")
-    cols = [np.full(n, np.nan) if c is None else c for c in cols]
-    if len(cols[0]) != len(cols[1]): raise InputError(f"guide_vector: {len(cols[0])} image means but {len(cols[1])} water fractions")
+def _pow2(k): return k >= 1 and k & (k - 1) == 0
+
+def guide_map(image_mean=None, # (n,) or (n, k, k): target means of band 1 in [-1, 1] per cell, NaN where not given; None: none given
+              water_fraction=None, # (n,) or (n, k, k): target water fractions in [0, 1] per cell, NaN where not given; None: none given
+              n:int|None=None, # samples, needed only when both are None
+             ):
+    "(n, k, k, GUIDE_DIM) float32 guide maps `[mean, 2 water - 1, has mean, has water]` per cell (k = 1: one value per tile), zero where not given."
+    cols = [None if v is None else np.asarray(v, np.float64) for v in (image_mean, water_fraction)]
+    cols = [c if c is None or c.ndim == 3 else c.reshape(-1, 1, 1) for c in cols]
+    shape = next((c.shape for c in cols if c is not None), None if n is None else (n, 1, 1))
+    if shape is None: raise InputError("guide_map: give image_mean, water_fraction, or the number of samples n")
+    cols = [np.full(shape, np.nan) if c is None else c for c in cols]
+    if cols[0].shape != cols[1].shape: raise InputError(f"guide_map: image means of shape {cols[0].shape} but water fractions of shape {cols[1].shape}")
+    if shape[1] != shape[2] or not _pow2(shape[1]): raise InputError(f"guide_map: {shape[1]} x {shape[2]} cells per tile; use a square grid with a power of two per edge")
     has = [np.isfinite(c) for c in cols]
     vals = [np.where(h, c, 0.0) for c, h in zip(cols, has)]
     return np.stack([vals[0], np.where(has[1], 2 * vals[1] - 1, 0.0), *has], -1).astype(np.float32)
+
+def guide_at(guide, # (n, k, k, GUIDE_DIM) guide maps, k a power of two
+             r:int, # edge wanted, a power of two
+            ):
+    "The guide maps at `r x r`: each cell repeated when r > k, cells averaged when r < k."
+    k = int(guide.shape[1])
+    if r <= k: return downsample(guide, r)
+    return ops.repeat(ops.repeat(guide, r // k, axis=1), r // k, axis=2)
 
 class CProGan:
     "The WAE, the generator and the two critics of the conditional progressive GAN, built at every stage."
@@ -137,21 +149,29 @@ class CProGan:
                  wae_filters:int=32, # WAE feature maps at full resolution
                  noise_stages:int=NOISE_STAGES, # last stages whose convolutions get per-pixel noise inputs (0: none)
                  critic_borders:bool=True, # the local critic also sees the context's border maps
-                 guide_inputs:bool=False, # the generator also takes `GUIDE_DIM` coarse-guide inputs (`guide_vector`)
+                 guide_cells:int=0, # cells per tile edge of the generator's guide maps (`guide_map`); 0: no guide inputs
                 ):
         if noise_stages and noise_dim < 2: raise InputError(f"cprogan.noise_dim={noise_dim}: the noise inputs need at least 2 noise values")
+        if guide_cells and not (_pow2(guide_cells) and guide_cells <= ress[-1]):
+            raise InputError(f"cprogan.guide_cells={guide_cells}: use 0 (no guide) or a power of two up to the tile size {ress[-1]}")
         self.ress, self.bands, self.noise_dim, self.latent_dim = list(ress), bands, noise_dim, latent_dim
         fmap_base, fmap_max = fmaps
         self.fmap_base, self.fmap_max, self.wae_filters, self.noise_stages = fmap_base, fmap_max, wae_filters, noise_stages
-        self.critic_borders, self.guide_inputs = bool(critic_borders), bool(guide_inputs)
+        self.critic_borders, self.guide_cells = bool(critic_borders), int(guide_cells)
         self.noise_ress = self.ress[len(self.ress) - noise_stages:] if noise_stages else []
         ch = bands + 1
         self.wae = Wae(ress, bands, latent_dim, wae_filters)
-        self.generator = build_all_stages(TileGenerator(ress, noise_dim + 3 * latent_dim + (GUIDE_DIM if guide_inputs else 0), ch, fmap_base, fmap_max, skip_ch=border_channels(bands),
-                                                       noise_ress=self.noise_ress, name='generator'), skip_ch=border_channels(bands))
+        skip = border_channels(bands) + (GUIDE_DIM if guide_cells else 0)   # border maps, then the guide maps
+        self.generator = build_all_stages(TileGenerator(ress, noise_dim + 3 * latent_dim, ch, fmap_base, fmap_max, skip_ch=skip,
+                                                       noise_ress=self.noise_ress, name='generator'), skip_ch=skip)
         self.critic_global = build_all_stages(GrowingEncoder([2 * r for r in ress], ch, 1, 2 * fmap_base, fmap_max, mbstd=True, name='critic_global'))
         self.critic_local = build_all_stages(GrowingEncoder(ress, ch + (border_channels(bands) if critic_borders else 0), 1, fmap_base, fmap_max,
                                                             mbstd=True, name='critic_local'))
+
+    @property
+    def guide_inputs(self):
+        "Whether the generator takes guide maps."
+        return self.guide_cells > 0
 
     @property
     def models(self):
@@ -163,7 +183,7 @@ class CProGan:
         "The architecture as a JSON-able dict (rebuilds an identical `CProGan`)."
         return dict(ress=self.ress, bands=self.bands, noise_dim=self.noise_dim, latent_dim=self.latent_dim,
                     fmap_base=self.fmap_base, fmap_max=self.fmap_max, wae_filters=self.wae_filters,
-                    noise_stages=self.noise_stages, critic_borders=self.critic_borders, guide_inputs=self.guide_inputs,
+                    noise_stages=self.noise_stages, critic_borders=self.critic_borders, guide_cells=self.guide_cells,
                     context_order=list(CONTEXT_ORDER),
                     border_rows=BORDER_ROWS)
 
@@ -199,18 +219,17 @@ def generate(net:CProGan, # the networks
              alpha=1.0, # fade-in weight
              latents=None, # precomputed `encode_context` output, or None
              borders=None, # `context_borders(context)`, to share its maps between calls (None: made here)
-             guide=None, # (n, GUIDE_DIM) `guide_vector` rows for a model with guide inputs (None: no guidance)
+             guide=None, # (n, k, k, GUIDE_DIM) `guide_map`s, any power of two k, for a model with guide inputs (None: no guidance)
             ):
     "Generated tiles with mask channel, (n, r, r, bands + 1), at the stage's resolution r (values in about [-1, 1])."
     stage = len(net.ress) - 1 if stage is None else stage
     lat = encode_context(net, context) if latents is None else latents
     borders = borders or context_borders(context)
     maps = pixel_noise(noise, net.noise_ress) if net.noise_ress else {}
-    skips = lambda r: (borders(r), maps.get(r))
-    inputs = [ops.cast(noise, 'float32'), lat]
-    if net.guide_inputs: inputs.append(ops.zeros((ops.shape(lat)[0], GUIDE_DIM)) if guide is None else ops.cast(guide, 'float32'))
-    elif guide is not None: raise InputError(NO_GUIDE_INPUTS)
-    return net.generator.forward(ops.concatenate(inputs, -1), stage, alpha, skips)
+    if guide is not None and not net.guide_inputs: raise InputError(NO_GUIDE_INPUTS)
+    g = ops.zeros((ops.shape(lat)[0], 1, 1, GUIDE_DIM)) if guide is None else ops.cast(guide, 'float32')
+    feats = (lambda r: ops.concatenate([borders(r), guide_at(g, r)], -1)) if net.guide_inputs else borders
+    return net.generator.forward(ops.concatenate([ops.cast(noise, 'float32'), lat], -1), stage, alpha, lambda r: (feats(r), maps.get(r)))
 
 # %% ../../nbs/14_sat_cprogan.ipynb #e48d6842
 def interpolate(real, # real inputs (n, ...)
@@ -327,7 +346,7 @@ from .data import training_metadata
 class CProGanTask(GanTask):
     "The MMD-WAE, then the conditional progressive GAN, trained as one engine task."
     name = 'cprogan'
-    draws = dict(d_noise=1, g_noise=2, gp_mix=3, wae_prior=4, guide_keep=5)
+    draws = dict(d_noise=1, g_noise=2, gp_mix=3, wae_prior=4, guide_keep=5, guide_level=6)
     def __init__(self, strategy, # the tf.distribute strategy
                  cfg, # the loaded profile (sections sat, wae, cprogan, train)
                  data:str, # a tiles folder written by tilegan-sat-tiles / sat.scenes
@@ -345,7 +364,7 @@ class CProGanTask(GanTask):
         self.files = [str(Path(data)/d['file']) for d in meta['shards'] if d['split'] == 'train']
         set_seed(cfg.seed)
         with self.scope():
-            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, (g.fmap_base, g.fmap_max), w.filters, guide_inputs=g.guide_inputs)
+            self.net = CProGan(ress, meta['bands'], g.noise_dim, w.latent_dim, (g.fmap_base, g.fmap_max), w.filters, guide_cells=g.guide_cells)
             for k, m in self.net.models.items(): self.add_model(k, m)
             lr_w, lr_g = (scaled_lr(v, reps, cfg.train.lr_scaling) for v in (w.lr, g.lr))
             self.add_optimizer('wae', keras.optimizers.Adam(PhaseLR(lr_w, 0, self.wae_steps, 0.9, 0.999)), _Both(self.net.wae.encoder, self.net.wae.decoder))
@@ -454,12 +473,15 @@ GUIDE_KEEP = 0.5  # probability that training gives the generator each guide val
 @patch
 def training_guide(self:CProGanTask, x, # real samples with mask channel (n, 2T, 2T, bands + 1)
                   ):
-    "This replica's guide inputs (n, GUIDE_DIM): the true tile's mean of band 1 and water, each kept with probability `GUIDE_KEEP`."
+    "This replica's guide maps (n, G, G, GUIDE_DIM): the true tile's band-1 mean and water per cell, at a random coarseness, each value kept with probability `GUIDE_KEEP`."
+    G = self.net.guide_cells
     t = quadrants(x)[3]
-    vals = ops.stack([ops.mean(t[..., 0], axis=(1, 2)), ops.mean(t[..., -1], axis=(1, 2))], -1)   # mask channel: 2 f - 1
-    keep = ops.cast(self.uniform('guide_keep', 2) < GUIDE_KEEP, 'float32')
-    return ops.concatenate([vals * keep, keep], -1)
-
+    vals = ops.concatenate([t[..., :1], t[..., -1:]], -1)                         # band 1 and the mask channel (2 f - 1)
+    levels = [G // 2 ** j for j in range(int(math.log2(G)) + 1)]                  # G, G/2, ..., 1 cells per edge
+    pick = ops.one_hot(ops.minimum(ops.cast(self.uniform('guide_level') * len(levels), 'int32'), len(levels) - 1), len(levels))
+    v = ops.einsum('nl,nlxyc->nxyc', pick, ops.stack([guide_at(downsample(vals, k), G) for k in levels], 1))
+    keep = ops.cast(self.uniform('guide_keep', 2) < GUIDE_KEEP, 'float32')[:, None, None, :]
+    return ops.concatenate([v * keep, ops.broadcast_to(keep, ops.shape(v))], -1)
 
 # %% ../../nbs/14_sat_cprogan.ipynb #16966f79
 @patch
@@ -484,7 +506,7 @@ def train_step(self:CProGanTask, batch):
     lat = tf.cond(phase == 1, lambda: tf.stop_gradient(encode_context(net, ctx)), lambda: tf.zeros((self.per_replica, 3 * lat_dim)))
     e = self.uniform('gp_mix')
     z_d, z_g = self.normal('d_noise', self.cfg.cprogan.noise_dim), self.normal('g_noise', self.cfg.cprogan.noise_dim)
-    guide = self.training_guide(x) if net.guide_inputs else None
+    guide = self.training_guide(x) if net.guide_inputs else None   # (n, G, G, GUIDE_DIM)
     dvars = net.critic_global.trainable_variables + net.critic_local.trainable_variables
     dgr, (dl, gp, wd) = _stage_grads(gan_idx, n, o['d'], lambda i: self._gan_loss_at(i, x, lat, z_d, e, alpha, False, guide), dvars, 3)
     o['d'].apply_gradients(zip(dgr, dvars))
@@ -525,8 +547,10 @@ def load_model(folder:str|Path, # a folder written by `save_model` / `CProGanTas
     if not (f/'cprogan.json').exists(): raise InputError(f"{f/'cprogan.json'}: missing; export a trained run (CProGanTask.export) into {f}")
     c = json.loads((f/'cprogan.json').read_text())
     if tuple(c.get('context_order', ())) != CONTEXT_ORDER: raise InputError(f"{f/'cprogan.json'}: context order {c.get('context_order')} is not {list(CONTEXT_ORDER)}")
+    if c.get('guide_inputs') and 'guide_cells' not in c:
+        raise InputError(f"{f/'cprogan.json'}: a model with one guide value per tile at its dense input, which this version no longer builds; retrain it (cprogan.guide_cells)")
     net = CProGan(c['ress'], c['bands'], c['noise_dim'], c['latent_dim'], (c['fmap_base'], c['fmap_max']), c['wae_filters'],
-                  c.get('noise_stages', 0), c.get('critic_borders', False), c.get('guide_inputs', False))   # older exports: none of these
+                  c.get('noise_stages', 0), c.get('critic_borders', False), c.get('guide_cells', 0))   # older exports: none of these
     for k, m in net.models.items(): load_weights_checked(m, f/f'{k}.weights.h5')
     return net
 
@@ -539,7 +563,7 @@ def load_model_from_checkpoint(run_dir:str|Path, # a custom-loop run folder with
     if not latest: raise InputError(f"{run_dir}: no checkpoints/ of a custom-loop run; train with --loop custom or export the model")
     meta = training_metadata(cfg, data)
     net = CProGan(resolutions(cfg.cprogan.start_res, cfg.sat.tile_size), meta['bands'], cfg.cprogan.noise_dim,
-                  cfg.wae.latent_dim, (cfg.cprogan.fmap_base, cfg.cprogan.fmap_max), cfg.wae.filters, guide_inputs=cfg.cprogan.guide_inputs)
+                  cfg.wae.latent_dim, (cfg.cprogan.fmap_base, cfg.cprogan.fmap_max), cfg.wae.filters, guide_cells=cfg.cprogan.guide_cells)
     tf.train.Checkpoint(**{f'model_{k}': m for k, m in net.models.items()}).restore(latest).expect_partial()
     return net
 
@@ -548,7 +572,7 @@ def complete(model:CProGan, # trained networks (`load_model`)
              context_tiles, # (top-left, top-right, bottom-left): arrays (n, T, T, bands) or (T, T, bands) in [-1, 1]
              seed:int=0, # seed of the generator noise
              batch:int=256, # samples per forward pass
-             guide=None, # (n, GUIDE_DIM) `guide_vector` rows, for a model with guide inputs (None: unguided)
+             guide=None, # (n, k, k, GUIDE_DIM) `guide_map`s, for a model with guide inputs (None: unguided)
             ):
     "The generated bottom-right tiles (n, T, T, bands) in [-1, 1] and their water masks (n, T, T, 1) in [0, 1]."
     if len(context_tiles) != 3: raise InputError(f"context_tiles: expected 3 tiles (top-left, top-right, bottom-left), got {len(context_tiles)}")
@@ -561,7 +585,8 @@ def complete(model:CProGan, # trained networks (`load_model`)
     noise = np.random.default_rng(seed).standard_normal((ctx[0].shape[0], model.noise_dim)).astype(np.float32)
     if guide is not None:
         guide = np.asarray(guide, np.float32)
-        if guide.shape != (ctx[0].shape[0], GUIDE_DIM): raise InputError(f"guide: expected shape ({ctx[0].shape[0]}, {GUIDE_DIM}) (guide_vector), got {guide.shape}")
+        if guide.ndim != 4 or guide.shape[0] != ctx[0].shape[0] or guide.shape[3] != GUIDE_DIM or guide.shape[1] != guide.shape[2] or not _pow2(guide.shape[1]):
+            raise InputError(f"guide: expected shape ({ctx[0].shape[0]}, k, k, {GUIDE_DIM}) with k a power of two (guide_map), got {guide.shape}")
     out = np.concatenate([generate(model, [c[i:i + batch] for c in ctx], noise[i:i + batch],
                                    guide=None if guide is None else guide[i:i + batch]).numpy()
                           for i in range(0, ctx[0].shape[0], batch)])

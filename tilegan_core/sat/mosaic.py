@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_sat_mosaic.ipynb #b65bf876
 from __future__ import annotations
-import inspect, json, os, resource, subprocess, sys, time
+import inspect, json, os, resource, subprocess, sys, time, warnings
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +23,11 @@ from .metrics import copy_baseline, radial_spectrum, large_scale_stats
 
 # %% auto #0
 __all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', 'HELDOUT', 'compose', 'copy_completer',
-           'load_completer', 'compiled_completer', 'mirror_context', 'bootstrap_tile', 'blend_seam', 'highpass',
-           'anchor_detail', 'SeedSpec', 'Seed', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats',
-           'reference_stats', 'drift_curves', 'drift_summary', 'cell_means', 'read_guide', 'pick_candidates',
-           'guide_agreement', 'MosaicSpec', 'mask_path', 'grow_mosaic', 'to_cog', 'peak_rss_mb', 'coarse_guide',
-           'washing_completer', 'plot_drift', 'plot_mosaic', 'plot_guided', 'mosaic_cli', 'seed_scene',
+           'load_completer', 'compiled_completer', 'on_grid', 'mirror_context', 'bootstrap_tile', 'blend_seam',
+           'highpass', 'anchor_detail', 'SeedSpec', 'Seed', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats',
+           'reference_stats', 'drift_curves', 'drift_summary', 'cell_means', 'read_guide', 'guide_cells_of',
+           'pick_candidates', 'guide_agreement', 'MosaicSpec', 'mask_path', 'grow_mosaic', 'to_cog', 'peak_rss_mb',
+           'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic', 'plot_guided', 'mosaic_cli', 'seed_scene',
            'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
@@ -72,12 +72,12 @@ def load_completer(run:str, # a run folder with an exported `sat.cprogan` model,
 
 def compiled_completer(model, # a `sat.cprogan.CProGan`
                       ):
-    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context, `guide` its `guide_vector` rows."
+    "`cprogan.complete` for `model`, traced once by `tf.function` (~10x faster per call); `candidates=k` gives k completions per context, `guide` its `guide_map`s on the model's grid."
     import tensorflow as tf
     from tilegan_core.sat import cprogan
-    T, b, nd, gd = int(model.ress[-1]), int(model.bands), int(model.noise_dim), cprogan.GUIDE_DIM
+    T, b, nd, gd, G = int(model.ress[-1]), int(model.bands), int(model.noise_dim), cprogan.GUIDE_DIM, max(1, model.guide_cells)
     sig = [tf.TensorSpec((None, T, T, b), tf.float32)] * 3 + [tf.TensorSpec((None, nd), tf.float32), tf.TensorSpec((), tf.int32),
-                                                              tf.TensorSpec((None, gd), tf.float32)]
+                                                              tf.TensorSpec((None, G, G, gd), tf.float32)]
     def _gen(tl, tr, bl, z, k, g):       # the context is encoded once, then repeated for the k candidates
         lat = tf.repeat(cprogan.encode_context(model, [tl, tr, bl]), k, 0)
         return cprogan.generate(model, [tf.repeat(x, k, 0) for x in (tl, tr, bl)], z, latents=lat,
@@ -87,12 +87,21 @@ def compiled_completer(model, # a `sat.cprogan.CProGan`
         ctx = [np.asarray(t, np.float32) for t in context_tiles]
         if guide is not None and not model.guide_inputs:
             raise InputError(cprogan.NO_GUIDE_INPUTS)
-        g = np.zeros((len(ctx[0]), gd), np.float32) if guide is None else np.asarray(guide, np.float32)
+        g = np.zeros((len(ctx[0]), G, G, gd), np.float32) if guide is None else on_grid(np.asarray(guide, np.float32), G)
         z = np.random.default_rng(seed).standard_normal((len(ctx[0]) * candidates, nd)).astype(np.float32)
         out = gen(*ctx, z, np.int32(candidates), g).numpy()
         return np.clip(out[..., :b], -1, 1), np.clip((out[..., b:] + 1) / 2, 0, 1)
-    complete.guide_inputs = bool(model.guide_inputs)   # a mosaic passes each tile its guide cell only to a model that takes it
+    complete.guide_cells = int(model.guide_cells)   # a mosaic passes each tile its guide cells only to a model that takes them (> 0)
     return complete
+
+def on_grid(cells, # (n, k, k, ...) values per cell, k a power of two
+            G:int, # cells per edge wanted, a power of two
+           ):
+    "`cells` on a `G x G` grid: each cell repeated (k < G) or blocks of cells averaged (k > G)."
+    k = cells.shape[1]
+    if k < G: return np.repeat(np.repeat(cells, G // k, 1), G // k, 2)
+    f = k // G
+    return cells if f == 1 else cells.reshape(len(cells), G, f, G, f, *cells.shape[3:]).mean((2, 4))
 
 # %% ../../nbs/15_sat_mosaic.ipynb #03ed2805
 def mirror_context(tl, # top-left tile (T, T, C) or None
@@ -347,43 +356,66 @@ def cell_means(path:str|Path, # a GeoTIFF (labels for 'water', a scene for 'imag
     return out
 
 def read_guide(path:str|Path, # the coarse map: a water mask / fraction raster, or a (downsampled) scene
-               rows:int, cols:int, # the mosaic's tiles down and across: one guide cell per tile
+               rows:int, cols:int, # the mosaic's tiles down and across
                db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style scenes
+               cells:int=1, # guide cells per tile edge, a power of two
               ):
-    "The guide as `dict(kind, target (rows, cols), crs, transform, path)`: water fractions if all values lie in [0, 1], else mean brightness."
+    "The guide as `dict(kind, target (rows * cells, cols * cells), cells_per_tile, crs, transform, path)`: water fractions if all values lie in [0, 1], else mean brightness."
+    if cells < 1 or cells & (cells - 1): raise InputError(f"--guide-cells {cells}: use a power of two (1, 2, 4, ...)")
     sc = open_scene(path)
-    raw = cell_means(path, rows, cols, 'raw')
+    raw = cell_means(path, rows * cells, cols * cells, 'raw')
     ok = raw[np.isfinite(raw)]
     if ok.size == 0: raise InputError(f"{path}: the guide has no valid pixel; pass a coarse water mask or a scene")
     kind = 'water' if ok.min() >= 0 and ok.max() <= 1 else 'image'
-    target = raw if kind == 'water' else cell_means(path, rows, cols, 'image', db_range)
-    return dict(kind=kind, target=target, crs=sc.crs, transform=tuple(sc.affine)[:6], width=sc.width, height=sc.height, path=str(path))
+    target = raw if kind == 'water' else cell_means(path, rows * cells, cols * cells, 'image', db_range)
+    return dict(kind=kind, target=target, cells_per_tile=cells, crs=sc.crs, transform=tuple(sc.affine)[:6], width=sc.width, height=sc.height, path=str(path))
 
-def pick_candidates(tiles, # candidates (n, k, T, T, C) in [-1, 1]
-                    masks, # their water probabilities (n, k, T, T, 1)
-                    targets, # guide value of each tile's cell (n,); NaN = no guidance
-                    kind:str, # 'water' (match the water fraction) or 'image' (match the mean of band 1)
+def guide_cells_of(guide:dict, # from `read_guide`
+                   tiles:list, # (row, col) of each tile
+                  ):
+    "The guide's cells over each tile: (n, cells, cells)."
+    k, t = guide['cells_per_tile'], guide['target']
+    return np.stack([t[r * k:(r + 1) * k, c * k:(c + 1) * k] for r, c in tiles])
+
+def pick_candidates(tiles, # candidates (n, K, T, T, C) in [-1, 1]
+                    masks, # their water probabilities (n, K, T, T, 1)
+                    targets, # guide cells over each tile (n, k, k), or one value per tile (n,); NaN = no guidance
+                    kind:str, # 'water' (match the water fractions) or 'image' (match the means of band 1)
                    ):
-    "Index (n,) of the candidate closest to its guide cell, per tile (0 where the cell is NaN)."
-    v = (np.asarray(masks) > 0.5).mean((2, 3, 4)) if kind == 'water' else np.asarray(tiles)[..., 0].mean((2, 3))
-    err = np.abs(v - np.asarray(targets, np.float64)[:, None])
-    return np.where(np.isfinite(err).all(1), np.nan_to_num(err, nan=np.inf).argmin(1), 0)
+    "Index (n,) of the candidate closest to its guide cells (mean absolute difference over the given cells), per tile (0 where none is given)."
+    t = np.asarray(targets, np.float64)
+    t = t.reshape(len(t), 1, 1) if t.ndim == 1 else t
+    x = (np.asarray(masks)[..., 0] > 0.5) if kind == 'water' else np.asarray(tiles)[..., 0]   # (n, K, T, T)
+    n, K, T, k = *x.shape[:3], t.shape[1]
+    v = x.reshape(n, K, k, T // k, k, T // k).mean((3, 5))                                     # each candidate on the guide's cells
+    given = np.isfinite(t)[:, None]
+    err = np.where(given, np.abs(v - np.nan_to_num(t)[:, None]), 0).sum((2, 3)) / np.maximum(given.sum((2, 3)), 1)
+    return np.where(given.any((1, 2, 3)), err.argmin(1), 0)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #8dc731ed
 def guide_agreement(mosaic:str|Path, # a mosaic GeoTIFF (its mask beside it, `mask_path`)
                     guide:dict, # from `read_guide` on the mosaic's grid
                     db_range:tuple=(-25.0, 5.0), # dB range of Sen1Floods11-style mosaics
                    ):
-    "How well `mosaic` follows `guide`: water (`iou` of cells above one half, `mae` of fractions) or image (`mae`, `corr`)."
-    target = np.asarray(guide['target'], np.float64)
-    rows, cols = target.shape
-    if guide['kind'] == 'water': got = cell_means(mask_path(mosaic), rows, cols, 'water')
-    else: got = cell_means(mosaic, rows, cols, 'image', db_range)
+    "How well `mosaic` follows `guide` on its cells (and, for several cells per tile, per tile): water (`iou` of cells above one half, `mae` of fractions) or image (`mae`, `corr`)."
+    target, k, water = np.asarray(guide['target'], np.float64), guide.get('cells_per_tile', 1), guide['kind'] == 'water'
+    read = lambda n, m: cell_means(mask_path(mosaic), n, m, 'water') if water else cell_means(mosaic, n, m, 'image', db_range)
+    out = dict(kind=guide['kind'], cells_per_tile=k, **_agreement(water, read(*target.shape), target))
+    if k > 1:
+        n, m = target.shape[0] // k, target.shape[1] // k
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)   # a tile with no given cell: NaN, left out
+            per_tile = np.nanmean(target.reshape(n, k, m, k), (1, 3))
+        out['per_tile'] = _agreement(water, read(n, m), per_tile)
+    return out
+
+def _agreement(water, got, target):
+    "IoU of mostly-water cells and mean absolute difference (water), or mean absolute difference and correlation (image), over cells valid in both."
     ok = np.isfinite(target) & np.isfinite(got)
-    if not ok.any(): return dict(kind=guide['kind'], cells=0)
-    out = dict(kind=guide['kind'], cells=int(ok.sum()), mae=float(np.abs(got - target)[ok].mean()))
+    if not ok.any(): return dict(cells=0)
     a, b = got[ok], target[ok]
-    if guide['kind'] == 'water':
+    out = dict(cells=int(ok.sum()), mae=float(np.abs(a - b).mean()))
+    if water:
         inter, union = ((a > 0.5) & (b > 0.5)).sum(), ((a > 0.5) | (b > 0.5)).sum()
         out['iou'] = float(inter / union) if union else 1.0
     else: out['corr'] = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
@@ -415,12 +447,12 @@ def _complete_k(complete, ctx, seed, k, guide=None):
     kw = ({} if k == 1 else dict(candidates=k)) | ({} if guide is None else dict(guide=guide))
     return complete(ctx, seed, **kw)
 
-def _guide_rows(complete, guide, cells):
-    "The `cprogan.guide_vector` rows of `cells` from their guide cells, for a completer that takes them (else None)."
-    if not guide or not getattr(complete, 'guide_inputs', False): return None
-    from tilegan_core.sat.cprogan import guide_vector
-    v = np.array([guide['target'][r, c] for r, c in cells])
-    return guide_vector(water_fraction=v) if guide['kind'] == 'water' else guide_vector(image_mean=v)
+def _guide_maps(complete, guide, tiles):
+    "The `cprogan.guide_map`s of `tiles` from their guide cells, on the grid of a completer that takes them (else None)."
+    if not guide or not getattr(complete, 'guide_cells', 0): return None
+    from tilegan_core.sat.cprogan import guide_map
+    v = guide_cells_of(guide, tiles)
+    return on_grid(guide_map(water_fraction=v) if guide['kind'] == 'water' else guide_map(image_mean=v), complete.guide_cells)
 
 def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
     "Fill the tiles `cells` of one wavefront step (real, bootstrapped, or completed in one batch); return the generated cells."
@@ -441,13 +473,13 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
     if not todo: return []
     n = len(todo)
     batch = tuple(np.stack([np.ascontiguousarray(x[i]) for x in ctxs]) for i in range(3))   # (top-left, top-right, bottom-left), each (n, T, T, C)
-    t, m = _complete_k(complete, batch, step_seed, k, _guide_rows(complete, guide, todo))
+    t, m = _complete_k(complete, batch, step_seed, k, _guide_maps(complete, guide, todo))
     t, m = np.asarray(t, np.float32), np.asarray(m, np.float32)
     if t.shape != (n * k, size, size, bands) or m.shape != (n * k, size, size, 1):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
     if k > 1:
         t, m = t.reshape(n, k, size, size, bands), m.reshape(n, k, size, size, 1)
-        pick = pick_candidates(t, m, np.array([guide['target'][r, c] for r, c in todo]), guide['kind'])
+        pick = pick_candidates(t, m, guide_cells_of(guide, todo), guide['kind'])
         t, m = t[np.arange(n), pick], m[np.arange(n), pick]
     if spec.method == 'blend': t = anchor_detail(t, np.stack(batch, 1))
     for (r, c), ti, mi in zip(todo, t, m):
@@ -489,8 +521,9 @@ class MosaicSpec:
     method:str='blend' # 'paste' (the paper's) or 'blend'
     overlap:float=0.25 # blend band on each side of a seam, as a fraction of the tile edge
     seed:int=0 # random seed of the completions
-    guide:str|Path|None=None # coarse map to follow, one cell per tile (`read_guide`), or None
-    candidates:int=8 # completions drawn per tile when guided; the one closest to its guide cell is kept
+    guide:str|Path|None=None # coarse map to follow (`read_guide`), or None
+    guide_cells:int=1 # guide cells per tile edge, a power of two: the guide is averaged onto (rows x cols) x this squared
+    candidates:int=8 # completions drawn per tile when guided; the one closest to its guide cells is kept
     db_range:tuple=(-25.0, 5.0) # dB range of Sen1Floods11-style seeds and guides
     band:int=8 # rows grown together along anti-diagonals (one batched completion per step)
     cache_mb:int=32 # GDAL block cache cap, MB
@@ -502,6 +535,7 @@ class MosaicSpec:
         if not 0 <= self.overlap < 0.5: raise InputError(f"mosaic.overlap {self.overlap}: must be in [0, 0.5)")
         if self.band < 1: raise InputError(f"--band {self.band}: must be at least 1")
         if self.candidates < 1: raise InputError(f"--candidates {self.candidates}: must be at least 1")
+        if self.guide_cells < 1 or self.guide_cells & (self.guide_cells - 1): raise InputError(f"--guide-cells {self.guide_cells}: use a power of two (1, 2, 4, ...)")
         return self
 
 def mask_path(out:str|Path, # the mosaic GeoTIFF
@@ -522,7 +556,8 @@ def grow_mosaic(complete, # completion callable: (context_tiles, seed) -> (tiles
     "Grow a `spec.rows x spec.cols` tile mosaic, streamed band by band, into a Cloud-Optimised GeoTIFF (and its mask); return a summary."
     spec.check()
     t0 = time.perf_counter()
-    guide = read_guide(spec.guide, spec.rows, spec.cols, spec.db_range) if spec.guide else None
+    if spec.guide and tile_size % spec.guide_cells: raise InputError(f"--guide-cells {spec.guide_cells}: more cells per tile edge than the tile's {tile_size} pixels")
+    guide = read_guide(spec.guide, spec.rows, spec.cols, spec.db_range, spec.guide_cells) if spec.guide else None
     seed = read_seed(start, spec.rows, spec.cols, tile_size, spec.db_range)
     if seed.bands not in (None, bands): raise InputError(f"{start.image}: has {seed.bands} band(s), the model generates {bands}; pass a seed of the model's kind")
     height, width = spec.rows * tile_size, spec.cols * tile_size
@@ -675,8 +710,8 @@ def plot_guided(guide:str|Path, # the coarse guide GeoTIFF
 @command
 def mosaic_cli(run:str=None, # training run folder with an exported model, or 'copy' for the copy baseline (required)
                seed_image:str=None, # seed GeoTIFF; omit to grow the first tile from noise
-               rows:int=None, # tiles down (default: the guide's pixel rows, else the profile's mosaic.rows)
-               cols:int=None, # tiles across (default: the guide's pixel columns, else the profile's mosaic.cols)
+               rows:int=None, # tiles down (default: the guide's pixel rows / --guide-cells, else the profile's mosaic.rows)
+               cols:int=None, # tiles across (default: the guide's pixel columns / --guide-cells, else the profile's mosaic.cols)
                out:str=None, # output GeoTIFF; the water mask goes to <stem>_water.tif (required)
                method:str=None, # 'paste' or 'blend' (default: the profile's mosaic.method)
                seed_mode:str='edge', # 'edge' (real first row and column), 'tile' (one real tile) or 'none'
@@ -686,7 +721,8 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
                profile:str='quick', # profile giving mosaic.*, sat.tile_size and sat.db_range
                seed:int=0, # random seed of the completions
                band:int=None, # tile rows grown together (default: the profile's mosaic.band); memory grows with it, not with --rows
-               guide:str=None, # coarse GeoTIFF to follow, one cell per tile: water fractions in [0, 1] (a coarse mask) or a (downsampled) scene
+               guide:str=None, # coarse GeoTIFF to follow: water fractions in [0, 1] (a coarse mask) or a (downsampled) scene
+               guide_cells:int=1, # guide cells per tile edge (a power of two): the guide is averaged onto rows x cols tiles of this many cells squared
                candidates:int=None, # completions drawn per tile with --guide (default: the profile's mosaic.candidates)
                quiet:bool=False, # no progress bar on stderr
                json:bool=False, # print the summary as one JSON line
@@ -697,9 +733,10 @@ def mosaic_cli(run:str=None, # training run folder with an exported model, or 'c
     cfg = load_profile(profile)
     bands = open_scene(seed_image).count if seed_image else cfg.sat.bands
     coarse = open_scene(guide) if guide else None
-    spec = MosaicSpec(rows or (coarse.height if coarse else cfg.mosaic.rows), cols or (coarse.width if coarse else cfg.mosaic.cols),
-                      method or cfg.mosaic.method, cfg.mosaic.overlap, seed, guide,
-                      cfg.mosaic.candidates if candidates is None else candidates, tuple(cfg.sat.db_range), band or cfg.mosaic.band)
+    k = max(guide_cells, 1)
+    spec = MosaicSpec(rows or (coarse.height // k if coarse else cfg.mosaic.rows), cols or (coarse.width // k if coarse else cfg.mosaic.cols),
+                      method or cfg.mosaic.method, cfg.mosaic.overlap, seed, guide, guide_cells,
+                      cfg.mosaic.candidates if candidates is None else candidates, tuple(cfg.sat.db_range), band or cfg.mosaic.band).check()
     complete, tile_size, bands = load_completer(run, cfg.sat.tile_size, bands)
     res = grow_mosaic(complete, spec, out, tile_size, bands, SeedSpec(seed_image, seed_mode, seed_row, seed_col, seed_mask),
                       progress=not quiet)
