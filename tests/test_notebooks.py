@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT/'nbs').glob('*.ipynb'))
-TRAINING = {'06_bench', '07_reproduce', '14_sat_cprogan', '16_sat_flood', '21_loops', '31_calo_mc', '32_calo_gan3d',
+TRAINING = {'06_bench', '07_reproduce', '14_sat_cprogan', '16_sat_flood', '21_loops', '32_calo_gan3d',
             '33_calo_physics', '34_calo_generate'}
 PRELOAD = ['tilegan_core', 'tensorflow', 'keras', 'matplotlib.pyplot', 'rasterio', 'h5py', 'execnb.shell', 'nbdev.test']
 FORKS = multiprocessing.get_context('forkserver')
