@@ -14,9 +14,10 @@ from ..core import InputError
 __all__ = ['DATA_RANGE', 'METRICS', 'LARGE_SCALE', 'as_batch', 'tiles_of', 'paste', 'psnr', 'ssim', 'seam_energy',
            'interior_energy', 'seam_score', 'seam_error', 'histogram_distance', 'radial_bins', 'radial_spectrum',
            'log_radial_spectra', 'spectral_distance', 'mask_iou', 'dry_context_water', 'completion_metrics',
-           'copy_baseline', 'inpaint_baseline', 'long_wave_spectrum', 'long_wave_share', 'long_wave_anisotropy',
-           'water_bodies', 'water_by_distance', 'water_drift', 'large_scale_stats', 'compare_with_reference',
-           'plot_completions', 'plot_metric_bars', 'mean_log_spectra', 'plot_spectra', 'plot_large_scale']
+           'completion_terms', 'metrics_of_terms', 'paired_bootstrap', 'copy_baseline', 'inpaint_baseline',
+           'long_wave_spectrum', 'long_wave_share', 'long_wave_anisotropy', 'water_bodies', 'water_by_distance',
+           'water_drift', 'large_scale_stats', 'compare_with_reference', 'plot_completions', 'plot_metric_bars',
+           'mean_log_spectra', 'plot_spectra', 'plot_large_scale']
 
 # %% ../../nbs/12_sat_metrics.ipynb #35ea3d55
 def as_batch(x, # an image (H, W, C) or a batch (n, H, W, C)
@@ -183,6 +184,42 @@ def completion_metrics(tiles, # generated bottom-right tiles (n, T, T, C)
     return dict(ssim=ssim(tiles, truth), psnr=psnr(tiles, truth), seam_score=s, seam_error=seam_error(s),
                 mask_iou=mask_iou(masks, tiles_of(tm)[3]), hist_distance=histogram_distance(tiles, truth),
                 spectral_distance=spectral_distance(tiles, truth), dry_water=dry_context_water(masks, tm))
+
+# %% ../../nbs/12_sat_metrics.ipynb #e3db709e
+def completion_terms(tiles, # generated bottom-right tiles (n, T, T, C)
+                     composites, # the real 2x2 samples (n, 2T, 2T, C)
+                    ):
+    "Per-sample terms of the seam error and the spectral distance: seam jumps `top`, `left`, real interior `v`, `h`, and `spectral`."
+    c = as_batch(composites, 'composites'); t = c.shape[1] // 2
+    truth = tiles_of(c)[3]; p = paste(c, tiles)
+    per = lambda x: x.reshape(len(x), -1).mean(axis=1)
+    return dict(top=per((p[:, t, t:] - p[:, t - 1, t:]) ** 2), left=per((p[:, t:, t] - p[:, t:, t - 1]) ** 2),
+                v=np.mean([per((x[:, 1:] - x[:, :-1]) ** 2) for x in tiles_of(c)], axis=0),
+                h=np.mean([per((x[:, :, 1:] - x[:, :, :-1]) ** 2) for x in tiles_of(c)], axis=0),
+                spectral=per(np.abs(log_radial_spectra(tiles) - log_radial_spectra(truth))))
+
+def metrics_of_terms(terms:dict, # from `completion_terms`
+                     idx=slice(None), # the samples to pool (an index array for a resample)
+                    ):
+    "`seam_error` and `spectral_distance` pooled over the samples `idx`, as `completion_metrics` computes them."
+    m = {k: float(v[idx].mean()) for k, v in terms.items()}
+    if m['v'] <= 0 or m['h'] <= 0: raise InputError("real samples are constant: the seam score needs texture in the reference")
+    return dict(seam_error=seam_error(0.5 * (m['top'] / m['v'] + m['left'] / m['h'])), spectral_distance=m['spectral'])
+
+def paired_bootstrap(a:dict, # `completion_terms` of one method
+                     b:dict, # `completion_terms` of another, on the same samples
+                     n_boot:int=1000, # resamples
+                     seed:int=0, # seed of the resampling
+                     level:float=0.95, # coverage of the interval
+                    ):
+    "{metric: (a - b, low, high)}: the difference of `metrics_of_terms` with its percentile interval, samples resampled together."
+    n = len(a['spectral'])
+    if n < 2 or len(b['spectral']) != n: raise InputError(f"paired_bootstrap: need the same 2 or more samples for both methods, got {n} and {len(b['spectral'])}")
+    ix = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    full = {k: v - metrics_of_terms(b)[k] for k, v in metrics_of_terms(a).items()}
+    boot = [(metrics_of_terms(a, i), metrics_of_terms(b, i)) for i in ix]
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {k: (float(full[k]), *map(float, np.percentile([x[k] - y[k] for x, y in boot], q))) for k in full}
 
 # %% ../../nbs/12_sat_metrics.ipynb #356068fd
 def copy_baseline(composites, # 2x2 samples (n, 2T, 2T, C)
