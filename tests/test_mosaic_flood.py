@@ -137,3 +137,27 @@ def test_validate_bad_input(tmp_path):
     assert '--reference is required' in one_line_error(r, 'tilegan-validate')
     r = run('tilegan-validate', 'flood', '--run', 'copy', '--data', tmp_path/'none')
     assert 'metadata.json: missing' in one_line_error(r, 'tilegan-validate')
+
+
+def _bench(tmp_path, *args):
+    import subprocess, sys
+    from conftest import ROOT
+    return subprocess.run([sys.executable, str(ROOT/'scripts'/'bench_mosaic.py'), *map(str, args)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+def test_bench_mosaic_grows_cogs_fits_time_against_tiles_and_refits(tmp_path):
+    res = last_json(_bench(tmp_path, '--run', 'copy', '--sizes', '256,512', '--predict', '1024', '--out', 'b.json'))
+    assert [(r['pixels'], r['tiles'], r['layout'], r['shape']) for r in res['runs']] == [(256, 64, 'COG', [256, 256]), (512, 256, 'COG', [512, 512])]
+    assert all(r['peak_rss_mb'] > 0 and r['seconds'] > 0 for r in res['runs']) and res['runs'][-1]['overviews'] == [2]
+    fit = res['fit']
+    assert fit['ms_per_tile'] > 0 and fit['max_relative_residual'] == 0 and np.isfinite(fit['exponent'])  # 2 points: exact
+    assert abs(fit['predicted_seconds']['1024'] - (fit['intercept_s'] + fit['ms_per_tile'] * 1024 / 1e3)) <= 1
+    assert json.loads((tmp_path/'b.json').read_text()) == res and not list(tmp_path.glob('*.tmp'))
+    again = last_json(_bench(tmp_path, '--refit', 'b.json', '--predict', '2048,4096'))
+    assert again['runs'] == res['runs'] and set(again['fit']['predicted_seconds']) == {'2048', '4096'}
+
+
+@pytest.mark.parametrize('args, msg', [([], 'give --run RUN'), (['--refit', 'none.json'], '--refit none.json: not a benchmark result')])
+def test_bench_mosaic_bad_input(tmp_path, args, msg):
+    assert msg in one_line_error(_bench(tmp_path, *args), 'bench_mosaic.py')
