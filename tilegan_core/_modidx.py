@@ -880,6 +880,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'tilegan_core.sat.mosaic.blend_seam': ('sat_mosaic.html#blend_seam', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.bootstrap_tile': ( 'sat_mosaic.html#bootstrap_tile',
                                                                                      'tilegan_core/sat/mosaic.py'),
+                                         'tilegan_core.sat.mosaic.border_mismatch': ( 'sat_mosaic.html#border_mismatch',
+                                                                                      'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.cell_means': ('sat_mosaic.html#cell_means', 'tilegan_core/sat/mosaic.py'),
                                          'tilegan_core.sat.mosaic.coarse_guide': ( 'sat_mosaic.html#coarse_guide',
                                                                                    'tilegan_core/sat/mosaic.py'),

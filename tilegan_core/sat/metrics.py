@@ -295,14 +295,15 @@ def long_wave_anisotropy(x, # one band (H, W), e.g. a water mask
 def water_bodies(water, # boolean water mask (H, W)
                  min_pixels:int=1, # smaller connected bodies are not counted
                 ):
-    "`(count, largest share, largest span)`: bodies of at least `min_pixels`, share of water in the largest, its extent / image edge."
+    "`(count, largest share, largest span)` of the bodies of at least `min_pixels`: how many, the largest's share of their water, its extent / image edge."
     w = np.asarray(water, bool)
     lab, n = ndimage.label(w, structure=np.ones((3, 3)))
-    if n == 0: return 0, 0.0, 0.0
-    sizes = np.bincount(lab.ravel())[1:]
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    kept = sizes[sizes >= min_pixels]
+    if kept.size == 0: return 0, 0.0, 0.0
     i = int(np.argmax(sizes))
     rs, cs = ndimage.find_objects(lab, max_label=i + 1)[i]
-    return int((sizes >= min_pixels).sum()), float(sizes[i] / sizes.sum()), float(max(rs.stop - rs.start, cs.stop - cs.start) / max(w.shape))
+    return int(kept.size), float(sizes[i] / kept.sum()), float(max(rs.stop - rs.start, cs.stop - cs.start) / max(w.shape))
 
 def water_by_distance(water, # boolean water mask (H, W)
                       tile_size:int, # T

@@ -26,9 +26,9 @@ __all__ = ['WATER_LEVEL', 'SEED_MODES', 'HIST_BINS', 'GUIDE_KINDS', 'METHODS', '
            'load_completer', 'compiled_completer', 'on_grid', 'mirror_context', 'bootstrap_tile', 'blend_seam',
            'highpass', 'anchor_detail', 'SeedSpec', 'Seed', 'read_seed', 'toy_seed', 'seed_distance', 'DriftStats',
            'reference_stats', 'drift_curves', 'drift_summary', 'cell_means', 'read_guide', 'guide_cells_of',
-           'pick_candidates', 'guide_agreement', 'MosaicSpec', 'mask_path', 'grow_mosaic', 'to_cog', 'peak_rss_mb',
-           'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic', 'plot_guided', 'mosaic_cli', 'seed_scene',
-           'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
+           'border_mismatch', 'pick_candidates', 'guide_agreement', 'MosaicSpec', 'mask_path', 'grow_mosaic', 'to_cog',
+           'peak_rss_mb', 'coarse_guide', 'washing_completer', 'plot_drift', 'plot_mosaic', 'plot_guided', 'mosaic_cli',
+           'seed_scene', 'heldout_scenes', 'scene_stats', 'run_mosaic', 'start_mosaics']
 
 # %% ../../nbs/15_sat_mosaic.ipynb #07b67514
 WATER_LEVEL = -0.5  # normalised value below which the copy baseline calls a pixel water
@@ -377,12 +377,23 @@ def guide_cells_of(guide:dict, # from `read_guide`
     k, t = guide['cells_per_tile'], guide['target']
     return np.stack([t[r * k:(r + 1) * k, c * k:(c + 1) * k] for r, c in tiles])
 
+def border_mismatch(water, # candidates' water (n, K, T, T), boolean
+                    above, # water probability of the pixel row above each tile (n, T); NaN where unknown
+                    left, # water probability of the pixel column left of each tile (n, T); NaN where unknown
+                   ):
+    "(n, K): share of the known border pixels where a candidate's edge is water and its neighbour's across the edge is not, or the reverse."
+    edge = np.concatenate([water[:, :, 0, :], water[:, :, :, 0]], -1)           # (n, K, 2T): top row, then left column
+    nb = np.concatenate([np.asarray(above, np.float64), np.asarray(left, np.float64)], -1)[:, None]
+    known = np.isfinite(nb)
+    return np.where(known, edge != (np.nan_to_num(nb) > 0.5), False).sum(-1) / np.maximum(known.sum(-1), 1)
+
 def pick_candidates(tiles, # candidates (n, K, T, T, C) in [-1, 1]
                     masks, # their water probabilities (n, K, T, T, 1)
                     targets, # guide cells over each tile (n, k, k), or one value per tile (n,); NaN = no guidance
                     kind:str, # 'water' (match the water fractions) or 'image' (match the means of band 1)
+                    border:tuple|None=None, # `(above, left)` of `border_mismatch`: also keep water continuous across the tile edges
                    ):
-    "Index (n,) of the candidate closest to its guide cells (mean absolute difference over the given cells), per tile (0 where none is given)."
+    "Index (n,) of the candidate closest to its guide cells (mean absolute difference over the given cells, plus the `border_mismatch`), per tile (0 where no cell is given)."
     t = np.asarray(targets, np.float64)
     t = t.reshape(len(t), 1, 1) if t.ndim == 1 else t
     x = (np.asarray(masks)[..., 0] > 0.5) if kind == 'water' else np.asarray(tiles)[..., 0]   # (n, K, T, T)
@@ -390,6 +401,7 @@ def pick_candidates(tiles, # candidates (n, K, T, T, C) in [-1, 1]
     v = x.reshape(n, K, k, T // k, k, T // k).mean((3, 5))                                     # each candidate on the guide's cells
     given = np.isfinite(t)[:, None]
     err = np.where(given, np.abs(v - np.nan_to_num(t)[:, None]), 0).sum((2, 3)) / np.maximum(given.sum((2, 3)), 1)
+    if border is not None: err = err + border_mismatch(np.asarray(masks)[..., 0] > 0.5, *border)
     return np.where(given.any((1, 2, 3)), err.argmin(1), 0)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #8dc731ed
@@ -479,7 +491,9 @@ def _wave_step(complete, buf, cells, start, spec, bands, step_seed, guide):
         raise InputError(f"completion returned tiles {t.shape} and masks {m.shape}; expected {(n * k, size, size, bands)} and {(n * k, size, size, 1)}")
     if k > 1:
         t, m = t.reshape(n, k, size, size, bands), m.reshape(n, k, size, size, 1)
-        pick = pick_candidates(t, m, guide_cells_of(guide, todo), guide['kind'])
+        edge = lambda tile, i: np.full(size, np.nan, np.float32) if tile is None else tile[..., bands].take(-1, i)
+        border = (np.stack([edge(buf.tile(r - 1, c), 0) for r, c in todo]), np.stack([edge(buf.tile(r, c - 1), 1) for r, c in todo]))
+        pick = pick_candidates(t, m, guide_cells_of(guide, todo), guide['kind'], border)
         t, m = t[np.arange(n), pick], m[np.arange(n), pick]
     if spec.method == 'blend': t = anchor_detail(t, np.stack(batch, 1))
     for (r, c), ti, mi in zip(todo, t, m):
@@ -523,7 +537,7 @@ class MosaicSpec:
     seed:int=0 # random seed of the completions
     guide:str|Path|None=None # coarse map to follow (`read_guide`), or None
     guide_cells:int=1 # guide cells per tile edge, a power of two: the guide is averaged onto (rows x cols) x this squared
-    candidates:int=8 # completions drawn per tile when guided; the one closest to its guide cells is kept
+    candidates:int=8 # completions drawn per tile when guided; the one closest to its guide cells and neighbours is kept
     db_range:tuple=(-25.0, 5.0) # dB range of Sen1Floods11-style seeds and guides
     band:int=8 # rows grown together along anti-diagonals (one batched completion per step)
     cache_mb:int=32 # GDAL block cache cap, MB
