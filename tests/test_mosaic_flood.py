@@ -1,9 +1,9 @@
 """tilegan-mosaic and tilegan-validate end to end: real GeoTIFFs in and out, as a user runs them."""
-import json
+import json, subprocess, sys
 import numpy as np
 import pytest
 import rasterio
-from conftest import run, last_json, one_line_error
+from conftest import ROOT, run, last_json, one_line_error
 from tilegan_core.sat.mosaic import toy_seed, mask_path
 
 
@@ -140,8 +140,7 @@ def test_validate_bad_input(tmp_path):
 
 
 def _bench(tmp_path, *args):
-    import subprocess, sys
-    from conftest import ROOT
+    "Run the mosaic benchmark script in `tmp_path`."
     return subprocess.run([sys.executable, str(ROOT/'scripts'/'bench_mosaic.py'), *map(str, args)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
 

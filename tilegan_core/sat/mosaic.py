@@ -396,12 +396,13 @@ def pick_candidates(tiles, # candidates (n, K, T, T, C) in [-1, 1]
     "Index (n,) of the candidate closest to its guide cells (mean absolute difference over the given cells, plus the `border_mismatch`), per tile (0 where no cell is given)."
     t = np.asarray(targets, np.float64)
     t = t.reshape(len(t), 1, 1) if t.ndim == 1 else t
-    x = (np.asarray(masks)[..., 0] > 0.5) if kind == 'water' else np.asarray(tiles)[..., 0]   # (n, K, T, T)
+    wet = np.asarray(masks)[..., 0] > 0.5
+    x = wet if kind == 'water' else np.asarray(tiles)[..., 0]                                  # (n, K, T, T)
     n, K, T, k = *x.shape[:3], t.shape[1]
     v = x.reshape(n, K, k, T // k, k, T // k).mean((3, 5))                                     # each candidate on the guide's cells
     given = np.isfinite(t)[:, None]
     err = np.where(given, np.abs(v - np.nan_to_num(t)[:, None]), 0).sum((2, 3)) / np.maximum(given.sum((2, 3)), 1)
-    if border is not None: err = err + border_mismatch(np.asarray(masks)[..., 0] > 0.5, *border)
+    if border is not None: err = err + border_mismatch(wet, *border)
     return np.where(given.any((1, 2, 3)), err.argmin(1), 0)
 
 # %% ../../nbs/15_sat_mosaic.ipynb #8dc731ed
